@@ -1,0 +1,64 @@
+// Thin wrappers over x86 instructions. Each is one instruction; whether it is cheap depends on
+// the platform (on PVM hosts rdmsr/wrmsr, port I/O and cpuid trap to the host).
+#pragma once
+
+#include <stdint.h>
+
+namespace hvkvm::guest::x86 {
+
+inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
+inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port)); }
+inline uint8_t inb(uint16_t port) {
+    uint8_t value;
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
+
+inline uint64_t rdtsc() {
+    uint32_t low, high;
+    __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
+    return (uint64_t{high} << 32) | low;
+}
+
+inline uint64_t rdmsr(uint32_t msr) {
+    uint32_t low, high;
+    __asm__ volatile("rdmsr" : "=a"(low), "=d"(high) : "c"(msr));
+    return (uint64_t{high} << 32) | low;
+}
+
+inline void wrmsr(uint32_t msr, uint64_t value) {
+    __asm__ volatile("wrmsr" : : "c"(msr), "a"(static_cast<uint32_t>(value)), "d"(static_cast<uint32_t>(value >> 32))
+                     : "memory");
+}
+
+struct CpuidResult {
+    uint32_t eax, ebx, ecx, edx;
+};
+inline CpuidResult cpuid(uint32_t leaf, uint32_t subleaf = 0) {
+    CpuidResult r;
+    __asm__ volatile("cpuid" : "=a"(r.eax), "=b"(r.ebx), "=c"(r.ecx), "=d"(r.edx) : "a"(leaf), "c"(subleaf));
+    return r;
+}
+
+inline uint64_t read_cr2() {
+    uint64_t value;
+    __asm__ volatile("mov %%cr2, %0" : "=r"(value));
+    return value;
+}
+
+inline uint64_t read_cr3() {
+    uint64_t value;
+    __asm__ volatile("mov %%cr3, %0" : "=r"(value));
+    return value;
+}
+
+inline void pause() { __asm__ volatile("pause"); }
+
+[[noreturn]] inline void halt_forever() {
+    for (;;) __asm__ volatile("hlt");
+}
+
+inline constexpr uint32_t kMsrGsBase = 0xc0000101;
+inline constexpr uint32_t kMsrKernelGsBase = 0xc0000102;
+
+}  // namespace hvkvm::guest::x86

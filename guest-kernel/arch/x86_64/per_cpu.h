@@ -1,0 +1,42 @@
+// Per-CPU data, reached through the GS base (this_cpu()). Every field is written only by its own
+// CPU, except where a comment says otherwise.
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/x86_64/descriptors.h"
+#include "hvkvm/abi/boot.h"
+
+namespace hvkvm::guest {
+
+// PVM per-vCPU control page ("PVCS"), registered with the host by the conversion wrmsr. Byte 0
+// bit 0 is the virtual interrupt flag; bit 8 of the first qword is set by the host when it holds
+// back an interrupt because VIF was 0.
+struct alignas(4096) PvmControlPage {
+    volatile uint64_t flags;
+    uint8_t reserved[4096 - 8];
+};
+static_assert(sizeof(PvmControlPage) == 4096);
+
+struct PerCpu {
+    PerCpu* self;                    // %gs:0, so this_cpu() is one load
+    uint32_t index;                  // vCPU index (= initial APIC ID)
+    bool crashing;                   // set while reporting a fatal exception on this CPU
+    PvmControlPage* pvm_control;     // null on the classic platform
+    x86::CpuDescriptors descriptors;
+};
+
+inline PerCpu& this_cpu() {
+    PerCpu* cpu;
+    __asm__("movq %%gs:0, %0" : "=r"(cpu));
+    return *cpu;
+}
+
+// The per-CPU structures of every possible vCPU, indexed by vCPU index.
+PerCpu& per_cpu(uint32_t index);
+PvmControlPage& pvm_control_page(uint32_t index);
+
+// Points this CPU's GS base at its PerCpu.
+void install_per_cpu(uint32_t index);
+
+}  // namespace hvkvm::guest

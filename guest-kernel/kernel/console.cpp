@@ -1,0 +1,62 @@
+#include "kernel/console.h"
+
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/platform/platform.h"
+#include "drivers/uart16550.h"
+#include "lib/format.h"
+
+namespace hvkvm::guest {
+namespace {
+
+constexpr size_t kLineBuffer = 512;
+
+// The console device and its lock: one per VM, shared by all CPUs.
+struct Console {
+    Uart16550 uart{0x3f8};
+    bool locked = false;
+} console;
+
+void lock() {
+    while (__atomic_exchange_n(&console.locked, true, __ATOMIC_ACQUIRE)) {
+        while (__atomic_load_n(&console.locked, __ATOMIC_RELAXED)) x86::pause();
+    }
+}
+
+void unlock() { __atomic_store_n(&console.locked, false, __ATOMIC_RELEASE); }
+
+}  // namespace
+
+void console_init() { console.uart.init(); }
+
+void console_write(const char* text, size_t length) {
+    platform::InterruptsDisabled no_interrupts;
+    lock();
+    console.uart.write(text, length);
+    unlock();
+}
+
+void kprint_v(const char* format, va_list arguments) {
+    char line[kLineBuffer];
+    size_t length = format_v(line, sizeof line, format, arguments);
+    if (length >= sizeof line) length = sizeof line - 1;
+    console_write(line, length);
+}
+
+void kprint(const char* format, ...) {
+    va_list arguments;
+    va_start(arguments, format);
+    kprint_v(format, arguments);
+    va_end(arguments);
+}
+
+void kprint_unlocked(const char* format, ...) {
+    char line[kLineBuffer];
+    va_list arguments;
+    va_start(arguments, format);
+    size_t length = format_v(line, sizeof line, format, arguments);
+    va_end(arguments);
+    if (length >= sizeof line) length = sizeof line - 1;
+    console.uart.write(line, length);
+}
+
+}  // namespace hvkvm::guest

@@ -1,0 +1,19 @@
+// Kernel console: printf-style output to the serial port, one whole line per call at most
+// interleaving with other CPUs (a lock serialises writers).
+#pragma once
+
+#include <stdarg.h>
+#include <stddef.h>
+
+namespace hvkvm::guest {
+
+void console_init();
+
+__attribute__((format(printf, 1, 2))) void kprint(const char* format, ...);
+void kprint_v(const char* format, va_list arguments);
+void console_write(const char* text, size_t length);
+
+// For the crash path: write without taking the lock (the lock holder may be the crashed code).
+__attribute__((format(printf, 1, 2))) void kprint_unlocked(const char* format, ...);
+
+}  // namespace hvkvm::guest

@@ -1,0 +1,35 @@
+#include "kernel/host_interface.h"
+
+#include "arch/x86_64/cpu.h"
+
+namespace hvkvm::guest {
+namespace {
+
+// Shared by all CPUs: set by the first CPU that reports a crash.
+bool crash_record_claimed;
+
+}  // namespace
+
+abi::GuestReport& guest_report() { return *reinterpret_cast<abi::GuestReport*>(abi::kGuestReportGpa); }
+
+void boot_phase_reached(abi::BootPhase phase) {
+    abi::GuestReport& report = guest_report();
+    report.phase_tsc[static_cast<uint32_t>(phase)] = x86::rdtsc();
+    report.magic = abi::kGuestReportMagic;
+}
+
+void boot_milestone(abi::BootPhase phase) {
+    boot_phase_reached(phase);
+    x86::outl(abi::kBootMilestonePort, static_cast<uint32_t>(phase));
+}
+
+void report_platform(abi::GuestPlatform platform) { guest_report().platform = static_cast<uint32_t>(platform); }
+
+bool claim_crash_record() { return !__atomic_exchange_n(&crash_record_claimed, true, __ATOMIC_ACQ_REL); }
+
+void exit_to_vmm(abi::GuestExitCode code) {
+    x86::outl(abi::kDebugExitPort, static_cast<uint32_t>(code));
+    x86::halt_forever();  // the VMM stops every vCPU; nothing runs after the exit port write
+}
+
+}  // namespace hvkvm::guest

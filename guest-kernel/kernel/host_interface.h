@@ -1,0 +1,23 @@
+// The guest side of the boot ABI's report channel: boot-phase timestamps and milestones, the
+// crash record, and ending the run through the VMM's debug-exit port.
+#pragma once
+
+#include "hvkvm/abi/boot.h"
+
+namespace hvkvm::guest {
+
+abi::GuestReport& guest_report();
+
+// Records the TSC for `phase` (no exit).
+void boot_phase_reached(abi::BootPhase phase);
+// Records the TSC and tells the VMM (one PIO exit), so that the VMM can time the phase itself.
+void boot_milestone(abi::BootPhase phase);
+
+void report_platform(abi::GuestPlatform platform);
+
+// Claims the crash record; only the first crashing CPU gets it (returns false for the others).
+bool claim_crash_record();
+
+[[noreturn]] void exit_to_vmm(abi::GuestExitCode code);
+
+}  // namespace hvkvm::guest

@@ -1,0 +1,47 @@
+#include "kernel/kernel_main.h"
+
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/platform/platform.h"
+#include "kernel/cmdline.h"
+#include "kernel/console.h"
+#include "kernel/diagnostics.h"
+#include "kernel/host_interface.h"
+
+namespace hvkvm::guest {
+namespace {
+
+constexpr const char* kKernelVersion = "0.1.0";
+
+void print_banner(const abi::BootInfo& boot_info, const Cmdline& cmdline) {
+    const platform::Kind kind = platform::kind();
+    kprint("hvkvm guest kernel %s on %s platform (%s), %u vCPU(s), %lu MiB RAM\n", kKernelVersion,
+           platform::name(kind),
+           kind == platform::Kind::kPvm ? "converted: native-speed supervisor mode" : "unconverted",
+           boot_info.vcpu_count, boot_info.memory_bytes >> 20);
+    if (!cmdline.text().empty())
+        kprint("cmdline: %.*s\n", static_cast<int>(cmdline.text().size()), cmdline.text().data());
+}
+
+}  // namespace
+
+void kernel_main(const abi::BootInfo& boot_info) {
+    boot_milestone(abi::BootPhase::kKernelMain);
+    const Cmdline cmdline(StringView(reinterpret_cast<const char*>(boot_info.cmdline_gpa), boot_info.cmdline_length));
+    print_banner(boot_info, cmdline);
+
+    bool found = false;
+    const StringView crash_kind = cmdline.value("crash", &found);
+    if (found) trigger_crash(crash_kind);  // does not return
+    if (cmdline.has("hang")) {
+        // For tests of the VMM's stop path: a vCPU halted with interrupts off never wakes.
+        kprint("hang: halting with interrupts disabled until the VMM stops the VM\n");
+        platform::disable_interrupts();
+        x86::halt_forever();
+    }
+    if (cmdline.has("selftest")) exit_to_vmm(run_selftest() ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+
+    kprint("nothing more to do: exiting\n");
+    exit_to_vmm(abi::GuestExitCode::kSuccess);
+}
+
+}  // namespace hvkvm::guest

@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
+#
+#   run_vmm.sh VMM [--needs-kvm] [--status N] [--expect REGEX]... [--reject REGEX]...
+#              [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS] -- VMM_ARGS...
+#
+# --expect/--reject match (grep -E) the combined stdout+stderr. Exit status 77 means skipped
+# (ctest SKIP_RETURN_CODE): the test needs /dev/kvm and this machine has none usable.
+set -u
+vmm=$1; shift
+needs_kvm=0 status=0 signal="" signal_after=0
+expects=() rejects=() file_checks=()
+while [ $# -gt 0 ]; do
+    case $1 in
+        --needs-kvm) needs_kvm=1; shift ;;
+        --status) status=$2; shift 2 ;;
+        --expect) expects+=("$2"); shift 2 ;;
+        --reject) rejects+=("$2"); shift 2 ;;
+        --expect-file) file_checks+=("$2" "$3"); shift 3 ;;
+        --signal) signal=$2; signal_after=$3; shift 3 ;;
+        --) shift; break ;;
+        *) echo "run_vmm.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+
+if [ "$needs_kvm" = 1 ] && ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
+    echo "SKIPPED: this test boots a VM and needs read/write access to /dev/kvm, which this machine lacks"
+    exit 77
+fi
+
+output=$(mktemp)
+trap 'rm -f "$output"' EXIT
+if [ -n "$signal" ]; then
+    "$vmm" "$@" >"$output" 2>&1 &
+    pid=$!
+    sleep "$signal_after"
+    kill -s "$signal" "$pid"
+    wait "$pid"
+    actual=$?
+else
+    timeout --signal=KILL 120 "$vmm" "$@" >"$output" 2>&1
+    actual=$?
+fi
+
+echo "\$ vmm $*"
+cat "$output"
+echo "--- exit status $actual (expected $status)"
+failed=0
+if [ "$actual" != "$status" ]; then echo "FAIL: exit status $actual, expected $status"; failed=1; fi
+for pattern in ${expects[@]+"${expects[@]}"}; do
+    grep -Eq -- "$pattern" "$output" || { echo "FAIL: output lacks /$pattern/"; failed=1; }
+done
+for pattern in ${rejects[@]+"${rejects[@]}"}; do
+    grep -Eq -- "$pattern" "$output" && { echo "FAIL: output contains /$pattern/"; failed=1; }
+done
+set -- ${file_checks[@]+"${file_checks[@]}"}
+while [ $# -gt 0 ]; do
+    grep -Eq -- "$2" "$1" 2>/dev/null || { echo "FAIL: file $1 lacks /$2/"; failed=1; }
+    shift 2
+done
+[ "$failed" = 0 ] && echo "PASS"
+exit "$failed"

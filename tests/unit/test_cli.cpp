@@ -1,0 +1,29 @@
+#include <catch2/catch.hpp>
+
+#include "cli/cli.h"
+
+using namespace hvkvm::vmm;
+
+TEST_CASE("vmm run CONFIG with overrides", "[cli]") {
+    const CommandLine command =
+        parse_command_line({"run", "configs/default.json", "--set", "machine.vcpus=4", "--set=kernel.cmdline=x", "-v"});
+    CHECK(command.action == CommandLine::Action::kRun);
+    CHECK(command.config_file == "configs/default.json");
+    CHECK(command.overrides == std::vector<std::string>{"machine.vcpus=4", "kernel.cmdline=x"});
+    CHECK(command.verbose);
+}
+
+TEST_CASE("help and version", "[cli]") {
+    CHECK(parse_command_line({"--help"}).action == CommandLine::Action::kHelp);
+    CHECK(parse_command_line({"run", "--help"}).action == CommandLine::Action::kHelp);
+    CHECK(parse_command_line({"--version"}).action == CommandLine::Action::kVersion);
+}
+
+TEST_CASE("bad command lines are usage errors", "[cli]") {
+    CHECK_THROWS_WITH(parse_command_line({}), "missing command");
+    CHECK_THROWS_WITH(parse_command_line({"start"}), "unknown command \"start\"");
+    CHECK_THROWS_WITH(parse_command_line({"run"}), Catch::StartsWith("run: missing CONFIG"));
+    CHECK_THROWS_WITH(parse_command_line({"run", "a.json", "b.json"}), Catch::StartsWith("more than one config file"));
+    CHECK_THROWS_WITH(parse_command_line({"run", "a.json", "--set"}), "--set needs a dotted.key=value argument");
+    CHECK_THROWS_WITH(parse_command_line({"run", "a.json", "--fast"}), "unknown option \"--fast\"");
+}

@@ -1,0 +1,166 @@
+#include <catch2/catch.hpp>
+
+#include "config/config.h"
+#include "temp_dir.h"
+
+using hvkvm::test::TempDir;
+using namespace hvkvm::vmm;
+
+namespace {
+
+// Parses `json` in a folder holding a readable "kernel.elf"; returns the error message, or "" if
+// the config is valid.
+std::string error_of(const std::string& json, const std::vector<std::string>& overrides = {}) {
+    TempDir dir;
+    dir.write("kernel.elf", "not checked here");
+    try {
+        parse_config(json, dir.path(), overrides);
+        return "";
+    } catch (const ConfigError& error) {
+        return error.what();
+    }
+}
+
+const std::string kMinimal = R"({"kernel": {"path": "kernel.elf"}})";
+
+}  // namespace
+
+TEST_CASE("a minimal config gets the documented defaults", "[config]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(kMinimal, dir.path());
+    CHECK(config.machine.vcpus == 1);
+    CHECK(config.machine.memory_mib == 256);
+    CHECK(config.machine.cpu_mode == CpuMode::kAuto);
+    CHECK(config.kernel.path == dir.path() / "kernel.elf");
+    CHECK(config.kernel.cmdline.empty());
+    CHECK(config.console.to_stdout());
+}
+
+TEST_CASE("every key is read", "[config]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(R"({
+        "machine": {"vcpus": 8, "memory_mib": 1024, "cpu_mode": "classic"},
+        "kernel": {"path": "kernel.elf", "cmdline": "test=* quiet"},
+        "console": {"output": "console.log"}})", dir.path());
+    CHECK(config.machine.vcpus == 8);
+    CHECK(config.machine.memory_mib == 1024);
+    CHECK(config.machine.cpu_mode == CpuMode::kClassic);
+    CHECK(config.kernel.cmdline == "test=* quiet");
+    CHECK(config.console.output_file == dir.path() / "console.log");
+}
+
+TEST_CASE("invalid values are rejected with the key path", "[config]") {
+    struct Case {
+        const char* json;
+        const char* message;
+    };
+    const Case cases[] = {
+        {R"({"machine": {"vcpus": 0}, "kernel": {"path": "kernel.elf"}})", "machine.vcpus: must be 1..64, got 0"},
+        {R"({"machine": {"vcpus": 65}, "kernel": {"path": "kernel.elf"}})", "machine.vcpus: must be 1..64, got 65"},
+        {R"({"machine": {"vcpus": -3}, "kernel": {"path": "kernel.elf"}})", "machine.vcpus: must be 1..64, got -3"},
+        {R"({"machine": {"vcpus": "4"}, "kernel": {"path": "kernel.elf"}})",
+         "machine.vcpus: must be 1..64, got string \"4\""},
+        {R"({"machine": {"vcpus": 2.5}, "kernel": {"path": "kernel.elf"}})", "machine.vcpus: must be 1..64, got number 2.5"},
+        {R"({"machine": {"vcpus": true}, "kernel": {"path": "kernel.elf"}})",
+         "machine.vcpus: must be 1..64, got boolean true"},
+        {R"({"machine": {"vcpus": null}, "kernel": {"path": "kernel.elf"}})", "machine.vcpus: must be 1..64, got null"},
+        {R"({"machine": {"memory_mib": 8}, "kernel": {"path": "kernel.elf"}})",
+         "machine.memory_mib: must be 16..65536, got 8"},
+        {R"({"machine": {"memory_mib": 99}, "kernel": {"path": "kernel.elf"}})",
+         "machine.memory_mib: must be a multiple of 2 (guest RAM is mapped in 2 MiB pages), got 99"},
+        {R"({"machine": {"memory_mib": 18446744073709551615}, "kernel": {"path": "kernel.elf"}})",
+         "machine.memory_mib: must be 16..65536, got 18446744073709551615"},
+        {R"({"machine": {"cpu_mode": "vmx"}, "kernel": {"path": "kernel.elf"}})",
+         "machine.cpu_mode: must be one of auto, pvm, classic, got \"vmx\""},
+        {R"({"machine": {"cpu_mode": 1}, "kernel": {"path": "kernel.elf"}})",
+         "machine.cpu_mode: expected a string, got integer 1"},
+        {R"({"machine": {"vcpu": 2}, "kernel": {"path": "kernel.elf"}})",
+         "machine.vcpu: unknown key (did you mean \"vcpus\"?)"},
+        {R"({"machine": {"colour": 2}, "kernel": {"path": "kernel.elf"}})",
+         "machine.colour: unknown key (known keys: vcpus, memory_mib, cpu_mode)"},
+        {R"({"machine": [], "kernel": {"path": "kernel.elf"}})", "machine: expected an object, got an array"},
+        {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})", "extra: unknown key (known keys: machine, kernel, console)"},
+        {R"({"kernal": {"path": "kernel.elf"}})", "kernal: unknown key (did you mean \"kernel\"?)"},
+        {R"({})", "kernel: missing (the guest kernel to boot)"},
+        {R"({"kernel": {}})", "kernel.path: missing (path of the guest kernel ELF)"},
+        {R"({"kernel": {"path": ""}})", "kernel.path: must not be empty"},
+        {R"({"kernel": {"path": 7}})", "kernel.path: expected a string, got integer 7"},
+        {R"({"kernel": {"path": "kernel.elf", "cmdline": ["a"]}})", "kernel.cmdline: expected a string, got an array"},
+        {R"({"kernel": {"path": "kernel.elf", "cmdline": "tab\there"}})",
+         "kernel.cmdline: must be printable ASCII, found byte 0x09"},
+        {R"({"kernel": {"path": "kernel.elf"}, "console": {"output": ""}})",
+         "console.output: must be \"stdout\" or a file path, got \"\""},
+        {R"({"kernel": {"path": "kernel.elf"}, "console": {"file": "x"}})",
+         "console.file: unknown key (known keys: output)"},
+        {R"({"kernel": {"path": "kernel.elf"}, "console": "stdout"})",
+         "console: expected an object, got string \"stdout\""},
+        {R"([1, 2])", "expected a JSON object at the top level, got an array"},
+    };
+    for (const Case& c : cases) {
+        INFO(c.json);
+        CHECK(error_of(c.json) == c.message);
+    }
+}
+
+TEST_CASE("an overlong command line is rejected", "[config]") {
+    const std::string json = R"({"kernel": {"path": "kernel.elf", "cmdline": ")" + std::string(4096, 'a') + "\"}}";
+    CHECK(error_of(json) == "kernel.cmdline: must be at most 4095 bytes, got 4096");
+}
+
+TEST_CASE("JSON syntax errors give line and column", "[config]") {
+    const std::string message = error_of("{\n  \"kernel\": {\"path\": \"kernel.elf\",}\n}");
+    CHECK_THAT(message, Catch::StartsWith("line 2, column 35: syntax error"));
+    CHECK_THAT(error_of(""), Catch::Contains("syntax error"));
+}
+
+TEST_CASE("files that cannot be read are named", "[config]") {
+    CHECK_THAT(error_of(R"({"kernel": {"path": "missing.elf"}})"),
+               Catch::StartsWith("kernel.path: cannot read ") && Catch::EndsWith("missing.elf: No such file or directory"));
+    CHECK_THAT(error_of(R"({"kernel": {"path": "."}})"), Catch::Contains("is a directory, not a file"));
+    CHECK_THAT(error_of(R"({"kernel": {"path": "kernel.elf"}, "console": {"output": "no/such/dir/log"}})"),
+               Catch::StartsWith("console.output: folder ") && Catch::EndsWith("does not exist"));
+    CHECK_THAT(error_of(R"({"kernel": {"path": "kernel.elf"}, "console": {"output": "."}})"),
+               Catch::Contains("is a directory, not a file"));
+}
+
+TEST_CASE("load_config reports unreadable config files", "[config]") {
+    CHECK_THROWS_WITH(load_config("/nonexistent/config.json", {}),
+                      "cannot read /nonexistent/config.json: No such file or directory");
+    TempDir dir;
+    CHECK_THROWS_WITH(load_config(dir.path(), {}), Catch::Contains("is a directory, not a config file"));
+}
+
+TEST_CASE("overrides (--set) replace keys, typed as JSON when possible", "[config]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(kMinimal, dir.path(),
+                                         {"machine.vcpus=4", "kernel.cmdline=test=sched.* verbose",
+                                          "machine.cpu_mode=classic", "machine.memory_mib=512"});
+    CHECK(config.machine.vcpus == 4);
+    CHECK(config.machine.memory_mib == 512);
+    CHECK(config.machine.cpu_mode == CpuMode::kClassic);
+    CHECK(config.kernel.cmdline == "test=sched.* verbose");
+}
+
+TEST_CASE("overridden values are validated like file values", "[config]") {
+    CHECK(error_of(kMinimal, {"machine.vcpus=0"}) == "machine.vcpus: must be 1..64, got 0");
+    CHECK(error_of(kMinimal, {"machine.vcpus=four"}) == "machine.vcpus: must be 1..64, got string \"four\"");
+    CHECK(error_of(kMinimal, {"machine.vcpu=2"}) == "machine.vcpu: unknown key (did you mean \"vcpus\"?)");
+    CHECK(error_of(kMinimal, {"kernel.path.x=1"}) ==
+          "kernel.path: --set kernel.path.x=1: kernel.path is string \"kernel.elf\", not an object");
+    CHECK(error_of(kMinimal, {"novalue"}) == "--set novalue: expected dotted.key=value");
+    CHECK(error_of(kMinimal, {"=3"}) == "--set =3: expected dotted.key=value");
+    CHECK(error_of(kMinimal, {"machine..vcpus=3"}) == "--set machine..vcpus=3: empty key in \"machine..vcpus\"");
+}
+
+TEST_CASE("relative paths: config folder for file values, current directory for --set", "[config]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig from_file = parse_config(R"({"kernel": {"path": "kernel.elf"}, "console": {"output": "out.log"}})",
+                                            dir.path());
+    CHECK(from_file.console.output_file == dir.path() / "out.log");
+    const VmConfig from_cli = parse_config(kMinimal, dir.path(), {"console.output=out.log"});
+    CHECK(from_cli.console.output_file == (std::filesystem::current_path() / "out.log").lexically_normal());
+}

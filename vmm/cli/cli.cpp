@@ -1,0 +1,54 @@
+#include "cli/cli.h"
+
+namespace hvkvm::vmm {
+
+std::string usage_text() {
+    return "usage: vmm run CONFIG [--set dotted.key=value ...] [--verbose]\n"
+           "       vmm --help | --version\n"
+           "\n"
+           "Boots the guest kernel named by the JSON config CONFIG on /dev/kvm.\n"
+           "  --set KEY=VALUE  override one config key, e.g. --set machine.vcpus=4\n"
+           "                   (VALUE is JSON if it parses as JSON, else a string)\n"
+           "  --verbose        debug logging from the VMM\n"
+           "Exit status: 0 guest success, 1 VMM/host error, 2 invalid config or arguments,\n"
+           "             3 guest crash, 4 guest reported failure, 128+N stopped by signal N.\n"
+           "Config keys: docs/config.md\n";
+}
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+    CommandLine command;
+    if (args.empty()) throw UsageError("missing command");
+    if (args[0] == "--help" || args[0] == "-h" || args[0] == "help") return command;
+    if (args[0] == "--version") {
+        command.action = CommandLine::Action::kVersion;
+        return command;
+    }
+    if (args[0] != "run") throw UsageError("unknown command \"" + args[0] + "\"");
+    command.action = CommandLine::Action::kRun;
+
+    for (size_t i = 1; i < args.size(); ++i) {
+        const std::string& arg = args[i];
+        if (arg == "--set") {
+            if (i + 1 == args.size()) throw UsageError("--set needs a dotted.key=value argument");
+            command.overrides.push_back(args[++i]);
+        } else if (arg.rfind("--set=", 0) == 0) {
+            command.overrides.push_back(arg.substr(6));
+        } else if (arg == "--verbose" || arg == "-v") {
+            command.verbose = true;
+        } else if (arg == "--help" || arg == "-h") {
+            command.action = CommandLine::Action::kHelp;
+            return command;
+        } else if (!arg.empty() && arg[0] == '-') {
+            throw UsageError("unknown option \"" + arg + "\"");
+        } else if (command.config_file.empty()) {
+            command.config_file = arg;
+        } else {
+            throw UsageError("more than one config file given (\"" + command.config_file.string() + "\" and \"" +
+                             arg + "\")");
+        }
+    }
+    if (command.config_file.empty()) throw UsageError("run: missing CONFIG (a JSON file, e.g. configs/default.json)");
+    return command;
+}
+
+}  // namespace hvkvm::vmm

@@ -1,0 +1,299 @@
+#include "config/config.h"
+
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <sstream>
+
+namespace hvkvm::vmm {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+std::string join_path(const std::string& parent, const std::string& key) {
+    return parent.empty() ? key : parent + "." + key;
+}
+
+// JSON type names as a user would say them, for "expected X, got Y" messages.
+std::string describe(const json& value) {
+    switch (value.type()) {
+    case json::value_t::null: return "null";
+    case json::value_t::boolean: return fmt::format("boolean {}", value.get<bool>());
+    case json::value_t::string: return fmt::format("string \"{}\"", value.get<std::string>());
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned: return fmt::format("integer {}", value.dump());
+    case json::value_t::number_float: return fmt::format("number {}", value.dump());
+    case json::value_t::object: return "an object";
+    case json::value_t::array: return "an array";
+    default: return "an unsupported value";
+    }
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1] ? 1u : 0u)});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+// Reads one JSON object against a fixed list of allowed keys. Construction rejects non-objects
+// and unknown keys (with a "did you mean" hint), so typos are reported before anything else.
+class ObjectReader {
+public:
+    ObjectReader(const json& object, std::string path, std::vector<std::string> allowed_keys)
+        : object_(object), path_(std::move(path)) {
+        if (!object_.is_object())
+            throw ConfigError(path_, fmt::format("expected an object, got {}", describe(object_)));
+        for (const auto& [key, value] : object_.items()) {
+            if (std::find(allowed_keys.begin(), allowed_keys.end(), key) != allowed_keys.end())
+                continue;
+            throw ConfigError(join_path(path_, key), unknown_key_message(allowed_keys, key));
+        }
+    }
+
+    const std::string& path() const { return path_; }
+    std::string key_path(const std::string& key) const { return join_path(path_, key); }
+    bool has(const std::string& key) const { return object_.contains(key); }
+    const json& at(const std::string& key) const { return object_.at(key); }
+
+    std::optional<uint64_t> integer(const std::string& key, uint64_t min, uint64_t max) const {
+        if (!has(key)) return std::nullopt;
+        const json& value = at(key);
+        const std::string range = fmt::format("must be {}..{}", min, max);
+        if (!value.is_number_integer())
+            throw ConfigError(key_path(key), fmt::format("{}, got {}", range, describe(value)));
+        if (value.is_number_unsigned()) {
+            uint64_t number = value.get<uint64_t>();
+            if (number >= min && number <= max) return number;
+        }
+        throw ConfigError(key_path(key), fmt::format("{}, got {}", range, value.dump()));
+    }
+
+    std::optional<std::string> string(const std::string& key) const {
+        if (!has(key)) return std::nullopt;
+        const json& value = at(key);
+        if (!value.is_string())
+            throw ConfigError(key_path(key), fmt::format("expected a string, got {}", describe(value)));
+        return value.get<std::string>();
+    }
+
+    template <typename Enum>
+    std::optional<Enum> choice(const std::string& key,
+                               const std::vector<std::pair<std::string, Enum>>& options) const {
+        auto text = string(key);
+        if (!text) return std::nullopt;
+        std::string names;
+        for (const auto& [name, option] : options) {
+            if (name == *text) return option;
+            names += (names.empty() ? "" : ", ") + name;
+        }
+        throw ConfigError(key_path(key), fmt::format("must be one of {}, got \"{}\"", names, *text));
+    }
+
+private:
+    static std::string unknown_key_message(const std::vector<std::string>& allowed,
+                                           const std::string& key) {
+        std::string closest;
+        size_t best = 3;  // suggest only near misses
+        for (const auto& candidate : allowed) {
+            size_t distance = edit_distance(key, candidate);
+            if (distance < best) best = distance, closest = candidate;
+        }
+        std::string known;
+        for (const auto& candidate : allowed) known += (known.empty() ? "" : ", ") + candidate;
+        if (!closest.empty()) return fmt::format("unknown key (did you mean \"{}\"?)", closest);
+        return fmt::format("unknown key (known keys: {})", known);
+    }
+
+    const json& object_;
+    std::string path_;
+};
+
+// Where relative paths resolve: the config file's folder, or the current directory for values
+// the user typed with --set.
+struct PathContext {
+    fs::path config_dir;
+    std::set<std::string> overridden_keys;
+
+    fs::path resolve(const std::string& key_path, const std::string& value) const {
+        fs::path path(value);
+        if (path.is_absolute()) return path.lexically_normal();
+        fs::path base = overridden_keys.count(key_path) ? fs::current_path() : config_dir;
+        return (base / path).lexically_normal();
+    }
+};
+
+void require_readable_file(const std::string& key_path, const fs::path& path) {
+    std::error_code error;
+    if (fs::is_directory(path, error))
+        throw ConfigError(key_path, fmt::format("{} is a directory, not a file", path.string()));
+    if (::access(path.c_str(), R_OK) != 0)
+        throw ConfigError(key_path, fmt::format("cannot read {}: {}", path.string(), std::strerror(errno)));
+}
+
+void require_writable_destination(const std::string& key_path, const fs::path& path) {
+    std::error_code error;
+    if (fs::is_directory(path, error))
+        throw ConfigError(key_path, fmt::format("{} is a directory, not a file", path.string()));
+    fs::path parent = path.parent_path();
+    if (!fs::is_directory(parent, error))
+        throw ConfigError(key_path, fmt::format("folder {} does not exist", parent.string()));
+    if (fs::exists(path, error) ? ::access(path.c_str(), W_OK) != 0 : ::access(parent.c_str(), W_OK) != 0)
+        throw ConfigError(key_path, fmt::format("cannot write {}: {}", path.string(), std::strerror(errno)));
+}
+
+MachineConfig parse_machine(const json& doc) {
+    MachineConfig machine;
+    if (!doc.contains("machine")) return machine;
+    ObjectReader reader(doc.at("machine"), "machine", {"vcpus", "memory_mib", "cpu_mode"});
+    if (auto vcpus = reader.integer("vcpus", 1, kMaxVcpus)) machine.vcpus = static_cast<uint32_t>(*vcpus);
+    if (auto memory = reader.integer("memory_mib", kMinMemoryMib, kMaxMemoryMib)) {
+        if (*memory % 2 != 0)
+            throw ConfigError(reader.key_path("memory_mib"),
+                              fmt::format("must be a multiple of 2 (guest RAM is mapped in 2 MiB pages), got {}", *memory));
+        machine.memory_mib = *memory;
+    }
+    if (auto mode = reader.choice<CpuMode>("cpu_mode", {{"auto", CpuMode::kAuto},
+                                                        {"pvm", CpuMode::kPvm},
+                                                        {"classic", CpuMode::kClassic}}))
+        machine.cpu_mode = *mode;
+    return machine;
+}
+
+KernelConfig parse_kernel(const json& doc, const PathContext& paths) {
+    if (!doc.contains("kernel")) throw ConfigError("kernel", "missing (the guest kernel to boot)");
+    ObjectReader reader(doc.at("kernel"), "kernel", {"path", "cmdline"});
+    KernelConfig kernel;
+    auto path = reader.string("path");
+    if (!path) throw ConfigError("kernel.path", "missing (path of the guest kernel ELF)");
+    if (path->empty()) throw ConfigError("kernel.path", "must not be empty");
+    kernel.path = paths.resolve("kernel.path", *path);
+    require_readable_file("kernel.path", kernel.path);
+
+    kernel.cmdline = reader.string("cmdline").value_or("");
+    if (kernel.cmdline.size() > kMaxCmdlineLength)
+        throw ConfigError("kernel.cmdline", fmt::format("must be at most {} bytes, got {}",
+                                                        kMaxCmdlineLength, kernel.cmdline.size()));
+    for (unsigned char c : kernel.cmdline)
+        if (c < 0x20 || c > 0x7e)
+            throw ConfigError("kernel.cmdline",
+                              fmt::format("must be printable ASCII, found byte {:#04x}", c));
+    return kernel;
+}
+
+ConsoleConfig parse_console(const json& doc, const PathContext& paths) {
+    ConsoleConfig console;
+    if (!doc.contains("console")) return console;
+    ObjectReader reader(doc.at("console"), "console", {"output"});
+    auto output = reader.string("output");
+    if (!output || *output == "stdout") return console;
+    if (output->empty()) throw ConfigError("console.output", "must be \"stdout\" or a file path, got \"\"");
+    console.output_file = paths.resolve("console.output", *output);
+    require_writable_destination("console.output", console.output_file);
+    return console;
+}
+
+// Sets doc[a][b][c] = value for "a.b.c=value". The value is JSON if it parses as JSON
+// (numbers, booleans, quoted strings), otherwise the raw text as a string.
+std::string apply_override(json& doc, const std::string& assignment) {
+    const auto equals = assignment.find('=');
+    if (equals == std::string::npos || equals == 0)
+        throw ConfigError("", fmt::format("--set {}: expected dotted.key=value", assignment));
+    const std::string key_path = assignment.substr(0, equals);
+    const std::string text = assignment.substr(equals + 1);
+
+    std::vector<std::string> keys;
+    std::stringstream stream(key_path);
+    for (std::string key; std::getline(stream, key, '.');) keys.push_back(key);
+    if (key_path.back() == '.' || std::any_of(keys.begin(), keys.end(), [](auto& k) { return k.empty(); }))
+        throw ConfigError("", fmt::format("--set {}: empty key in \"{}\"", assignment, key_path));
+
+    json* node = &doc;
+    std::string walked;
+    for (size_t i = 0; i + 1 < keys.size(); ++i) {
+        walked = join_path(walked, keys[i]);
+        json& child = (*node)[keys[i]];
+        if (child.is_null()) child = json::object();
+        if (!child.is_object())
+            throw ConfigError(walked, fmt::format("--set {}: {} is {}, not an object", assignment,
+                                                  walked, describe(child)));
+        node = &child;
+    }
+    json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+    (*node)[keys.back()] = value.is_discarded() ? json(text) : value;
+    return key_path;
+}
+
+std::string describe_parse_error(const std::string& text, const json::parse_error& error) {
+    // Turn the byte offset into line:column, which is what an editor shows.
+    size_t line = 1, column = 1;
+    for (size_t i = 0; i + 1 < error.byte && i < text.size(); ++i) {
+        if (text[i] == '\n') ++line, column = 1;
+        else ++column;
+    }
+    std::string what = error.what();
+    const auto detail = what.find("syntax error");
+    return fmt::format("line {}, column {}: {}", line, column,
+                       detail == std::string::npos ? what : what.substr(detail));
+}
+
+}  // namespace
+
+const char* to_string(CpuMode mode) {
+    switch (mode) {
+    case CpuMode::kAuto: return "auto";
+    case CpuMode::kPvm: return "pvm";
+    case CpuMode::kClassic: return "classic";
+    }
+    return "?";
+}
+
+VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
+                      const std::vector<std::string>& overrides) {
+    json doc;
+    try {
+        doc = json::parse(json_text);
+    } catch (const json::parse_error& error) {
+        throw ConfigError("", describe_parse_error(json_text, error));
+    }
+    if (!doc.is_object()) throw ConfigError("", fmt::format("expected a JSON object at the top level, got {}", describe(doc)));
+
+    PathContext paths{config_dir, {}};
+    for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
+
+    ObjectReader top(doc, "", {"machine", "kernel", "console"});
+    VmConfig config;
+    config.machine = parse_machine(doc);
+    config.kernel = parse_kernel(doc, paths);
+    config.console = parse_console(doc, paths);
+    return config;
+}
+
+VmConfig load_config(const fs::path& file, const std::vector<std::string>& overrides) {
+    std::error_code error;
+    if (fs::is_directory(file, error))
+        throw ConfigError("", fmt::format("{} is a directory, not a config file", file.string()));
+    std::ifstream stream(file, std::ios::binary);
+    if (!stream) throw ConfigError("", fmt::format("cannot read {}: {}", file.string(), std::strerror(errno)));
+    std::stringstream text;
+    text << stream.rdbuf();
+    fs::path dir = fs::absolute(file, error).parent_path();
+    return parse_config(text.str(), dir, overrides);
+}
+
+}  // namespace hvkvm::vmm

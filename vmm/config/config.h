@@ -1,0 +1,70 @@
+// The VM configuration: a JSON file plus `--set dotted.key=value` overrides, validated strictly.
+// Any problem (unknown key, wrong type, out-of-range value, unreadable file) becomes one
+// ConfigError whose message starts with the key path, e.g. "machine.vcpus: must be 1..64, got 0".
+// docs/config.md documents every key; keep the two in step.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace hvkvm::vmm {
+
+enum class CpuMode { kAuto, kPvm, kClassic };
+
+struct MachineConfig {
+    uint32_t vcpus = 1;
+    uint64_t memory_mib = 256;
+    CpuMode cpu_mode = CpuMode::kAuto;
+};
+
+struct KernelConfig {
+    std::filesystem::path path;  // absolute after loading
+    std::string cmdline;
+};
+
+struct ConsoleConfig {
+    // Empty: the VMM's standard output; otherwise a file, created or truncated.
+    std::filesystem::path output_file;
+    bool to_stdout() const { return output_file.empty(); }
+};
+
+struct VmConfig {
+    MachineConfig machine;
+    KernelConfig kernel;
+    ConsoleConfig console;
+};
+
+class ConfigError : public std::runtime_error {
+public:
+    // `key_path` may be empty for problems with the file as a whole (e.g. JSON syntax).
+    ConfigError(std::string key_path, const std::string& problem)
+        : std::runtime_error(key_path.empty() ? problem : key_path + ": " + problem),
+          key_path_(std::move(key_path)) {}
+    const std::string& key_path() const { return key_path_; }
+
+private:
+    std::string key_path_;
+};
+
+inline constexpr uint32_t kMaxVcpus = 64;
+inline constexpr uint64_t kMinMemoryMib = 16;
+inline constexpr uint64_t kMaxMemoryMib = 65536;
+inline constexpr size_t kMaxCmdlineLength = 4095;
+
+// Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
+// in the file are resolved against the file's folder; relative paths given with --set against the
+// current directory (where the user typed them).
+VmConfig load_config(const std::filesystem::path& file, const std::vector<std::string>& overrides);
+
+// Validation of an already-parsed document; exposed for tests. `config_dir` resolves relative
+// paths of keys not in `overridden_keys`; overridden ones resolve against the current directory.
+VmConfig parse_config(const std::string& json_text, const std::filesystem::path& config_dir,
+                      const std::vector<std::string>& overrides = {});
+
+const char* to_string(CpuMode mode);
+
+}  // namespace hvkvm::vmm

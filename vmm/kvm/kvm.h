@@ -1,0 +1,81 @@
+// RAII wrappers for the three KVM file-descriptor objects: the system (/dev/kvm), a VM and a
+// vCPU. Each ioctl failure throws HostError naming the ioctl, so callers read as straight-line
+// setup code.
+#pragma once
+
+#include <linux/kvm.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "kvm/unique_fd.h"
+
+namespace hvkvm::vmm {
+
+class Vm;
+class Vcpu;
+
+class Kvm {
+public:
+    static Kvm open(const std::string& path = "/dev/kvm");
+
+    int check_extension(long capability) const;
+    size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
+    std::vector<kvm_cpuid_entry2> supported_cpuid() const;
+    std::vector<uint32_t> msr_index_list() const;
+    Vm create_vm() const;
+    int fd() const { return fd_.get(); }
+
+private:
+    Kvm(UniqueFd fd, size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+    UniqueFd fd_;
+    size_t vcpu_mmap_size_ = 0;
+};
+
+class Vm {
+public:
+    Vm(UniqueFd fd, size_t vcpu_mmap_size) : fd_(std::move(fd)), vcpu_mmap_size_(vcpu_mmap_size) {}
+
+    void create_irqchip();
+    void set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host_address);
+    void enable_cap(uint32_t capability, uint64_t arg0 = 0, uint64_t arg1 = 0);
+    int check_extension(long capability) const;
+    Vcpu create_vcpu(uint32_t index) const;
+    UniqueFd stats_fd() const;
+    int fd() const { return fd_.get(); }
+
+private:
+    UniqueFd fd_;
+    size_t vcpu_mmap_size_ = 0;
+};
+
+class Vcpu {
+public:
+    Vcpu(UniqueFd fd, Mapping run, uint32_t index)
+        : fd_(std::move(fd)), run_mapping_(std::move(run)), index_(index) {}
+
+    uint32_t index() const { return index_; }
+    kvm_run& run_state() const { return *static_cast<kvm_run*>(run_mapping_.get()); }
+
+    // Enters the guest. Returns false if KVM_RUN was interrupted by a signal (EINTR), which is how
+    // another thread kicks this vCPU out of the guest; throws on any other failure.
+    bool run();
+
+    kvm_regs regs() const;
+    void set_regs(const kvm_regs& regs);
+    kvm_sregs sregs() const;
+    void set_sregs(const kvm_sregs& sregs);
+    void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
+    void set_mp_state(uint32_t state);
+    uint64_t tsc_khz() const;  // 0 if the host cannot tell
+    UniqueFd stats_fd() const;
+    int fd() const { return fd_.get(); }
+
+private:
+    UniqueFd fd_;
+    Mapping run_mapping_;
+    uint32_t index_;
+};
+
+}  // namespace hvkvm::vmm

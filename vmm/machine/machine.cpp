@@ -1,0 +1,183 @@
+#include "machine/machine.h"
+
+#include <poll.h>
+#include <sys/ioctl.h>
+
+#include <array>
+#include <cstring>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "boot/boot_setup.h"
+#include "cpu/cpuid.h"
+#include "kvm/kvm_error.h"
+#include "machine/stop_signals.h"
+#include "stats/run_report.h"
+
+namespace hvkvm::vmm {
+namespace {
+
+constexpr uint64_t kVmxTssAddress = 0xfffbd000;  // needed by VMX hosts, unused elsewhere
+
+const char* exception_mnemonic(uint32_t vector) {
+    static constexpr const char* kNames[32] = {
+        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "(coprocessor overrun)", "#TS",
+        "#NP", "#SS", "#GP", "#PF", "(reserved)", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
+    if (vector < 32 && kNames[vector]) return kNames[vector];
+    return vector < 32 ? "(reserved)" : "interrupt";
+}
+
+// A guest-written string, bounded and reduced to printable ASCII.
+std::string sanitize(const char* text, size_t capacity) {
+    std::string result;
+    for (size_t i = 0; i < capacity && text[i]; ++i)
+        result += (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
+    return result;
+}
+
+}  // namespace
+
+Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
+    : kvm_(Kvm::open()), vm_(kvm_.create_vm()),
+      memory_(GuestMemory::create(spec.config.machine.memory_mib << 20)), timeline_(timeline) {
+    if (!kvm_.check_extension(KVM_CAP_IRQCHIP)) throw HostError(ENOTSUP, "KVM lacks an in-kernel irqchip");
+    if (::ioctl(vm_.fd(), KVM_SET_TSS_ADDR, kVmxTssAddress) < 0)
+        spdlog::debug("KVM_SET_TSS_ADDR: {} (not needed on this host)", std::strerror(errno));
+    vm_.create_irqchip();
+    timeline_.mark_vmm_step("VM and guest RAM created");
+    memory_.register_with(vm_);
+    vm_stats_ = std::make_unique<KvmStats>(vm_.stats_fd());
+
+    load_kernel(spec.kernel, memory_);
+    write_boot_gdt(memory_);
+    const BootLayout layout = build_boot_page_tables(memory_);
+    timeline_.mark_vmm_step("kernel loaded, page tables built");
+
+    uart_ = std::make_shared<devices::Uart16550>(console);
+    debug_device_ = std::make_shared<devices::DebugDevice>(static_cast<devices::DebugDevice::Listener&>(*this));
+    bus_.register_pio(devices::Uart16550::kCom1Base, devices::Uart16550::kRegisterCount, uart_);
+    bus_.register_pio(abi::kDebugExitPort, devices::DebugDevice::kPortCount, debug_device_);
+
+    boot_flags_ = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
+                  (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    create_vcpus(spec);
+    timeline_.mark_vmm_step("vCPUs created");
+
+    // The BSP starts at the kernel entry; APs are started later, on the guest's request.
+    Vcpu& bsp = vcpus_.front()->vcpu();
+    bsp.set_sregs(long_mode_sregs(bsp.sregs(), layout.page_tables_gpa));
+    bsp.set_regs(entry_regs(spec.kernel.entry, 0));
+    tsc_khz_ = bsp.tsc_khz();
+
+    write_boot_info(memory_, spec.kernel, layout,
+                    BootParameters{spec.config.machine.vcpus, boot_flags_, tsc_khz_, spec.config.kernel.cmdline});
+}
+
+Machine::~Machine() {
+    for (auto& vcpu : vcpus_) vcpu->kick();
+}
+
+void Machine::create_vcpus(const MachineSpec& spec) {
+    const auto supported = kvm_.supported_cpuid();
+    const uint32_t count = spec.config.machine.vcpus;
+    for (uint32_t index = 0; index < count; ++index) {
+        Vcpu vcpu = vm_.create_vcpu(index);
+        vcpu.set_cpuid(vcpu_cpuid(supported, index, count));
+        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_}));
+    }
+}
+
+RunOutcome Machine::run(const StopSignals& signals) {
+    for (auto& vcpu : vcpus_) vcpu->launch();
+    vcpus_.front()->release();
+    wait_for_stop(signals);
+    timeline_.mark_guest_stop();
+    for (auto& vcpu : vcpus_) vcpu->kick();
+    for (auto& vcpu : vcpus_) vcpu->join();
+    uart_->flush();
+    return control_.outcome();
+}
+
+void Machine::wait_for_stop(const StopSignals& signals) {
+    pollfd fds[2] = {{control_.stop_event_fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    while (!control_.stopping()) {
+        if (::poll(fds, 2, -1) < 0 && errno != EINTR) throw_errno("poll for VM stop");
+        if (fds[1].revents & POLLIN) {
+            if (auto signal = signals.read_signal()) {
+                spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(*signal));
+                control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + *signal,
+                                       fmt::format("stopped by SIG{}", ::sigabbrev_np(*signal))});
+            }
+        }
+    }
+}
+
+void Machine::on_guest_exit(uint32_t exit_code) {
+    timeline_.mark_guest_stop();
+    switch (static_cast<abi::GuestExitCode>(exit_code)) {
+    case abi::GuestExitCode::kSuccess:
+        control_.request_stop(RunOutcome::with(ExitStatus::kGuestSuccess, "guest reported success"));
+        return;
+    case abi::GuestExitCode::kFailure:
+        control_.request_stop(RunOutcome::with(ExitStatus::kGuestFailure, "guest reported failure"));
+        return;
+    case abi::GuestExitCode::kCrash:
+        control_.request_stop(describe_guest_crash());
+        return;
+    }
+    control_.request_stop(RunOutcome::with(
+        ExitStatus::kGuestFailure, fmt::format("guest wrote unknown exit code {:#x} to the debug-exit port", exit_code)));
+}
+
+void Machine::on_boot_milestone(uint32_t phase) {
+    if (phase < abi::kBootPhaseCount) timeline_.mark_milestone(static_cast<abi::BootPhase>(phase));
+    else spdlog::debug("guest marked unknown boot phase {}", phase);
+}
+
+abi::GuestReport Machine::read_guest_report() const {
+    abi::GuestReport report;
+    std::memcpy(&report, memory_.span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
+    if (report.magic != abi::kGuestReportMagic) std::memset(&report, 0, sizeof report);
+    return report;
+}
+
+RunOutcome Machine::describe_guest_crash() const {
+    const abi::CrashRecord crash = read_guest_report().crash;
+    switch (crash.kind) {
+    case abi::CrashKind::kException:
+        return RunOutcome::with(
+            ExitStatus::kGuestCrash,
+            fmt::format("guest crash on vCPU {}: unhandled exception {} (vector {}, error code {:#x}) at RIP {:#018x}, "
+                        "CR2 {:#x}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
+                        crash.rip, crash.cr2));
+    case abi::CrashKind::kPanic:
+        return RunOutcome::with(ExitStatus::kGuestCrash,
+                                fmt::format("guest panic on vCPU {}: {} (RIP {:#018x})", crash.cpu,
+                                            sanitize(crash.message, sizeof crash.message), crash.rip));
+    default:
+        return RunOutcome::with(ExitStatus::kGuestCrash, "guest reported a crash but left no crash record");
+    }
+}
+
+void Machine::print_report() const {
+    const abi::GuestReport guest = read_guest_report();
+    std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
+    std::copy(std::begin(guest.phase_tsc), std::end(guest.phase_tsc), phase_tsc.begin());
+
+    RunReport report;
+    report.timeline = timeline_.entries(phase_tsc, tsc_khz_);
+    report.guest_main_ms = timeline_.milestone_ms(abi::BootPhase::kKernelMain);
+    report.guest_platform = guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kPvm)       ? "pvm"
+                            : guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kClassic) ? "classic"
+                                                                                                     : "unknown";
+    ExitCounters exits;
+    for (const auto& vcpu : vcpus_) {
+        exits.merge(vcpu->exit_counters());
+        accumulate(report.kvm_vcpu_counters, vcpu->kvm_counters());
+    }
+    report.vmm_exit_counts = exits.counts();
+    report.kvm_vm_counters = vm_stats_->read_counters();
+    print_run_report(report, stderr);
+}
+
+}  // namespace hvkvm::vmm

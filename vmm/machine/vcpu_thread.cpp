@@ -1,0 +1,183 @@
+#include "machine/vcpu_thread.h"
+
+#include <pthread.h>
+#include <signal.h>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "exits/io_bus.h"
+#include "kvm/kvm_error.h"
+#include "machine/run_control.h"
+#include "stats/boot_timeline.h"
+
+namespace hvkvm::vmm {
+namespace {
+
+// The signal used to force a vCPU thread out of KVM_RUN. Its handler does nothing: the point is
+// that KVM_RUN returns EINTR (and kvm_run.immediate_exit covers the window before KVM_RUN).
+constexpr int kKickSignal = SIGUSR1;
+
+void install_kick_handler() {
+    struct sigaction action {};
+    action.sa_handler = [](int) {};
+    sigemptyset(&action.sa_mask);
+    action.sa_flags = 0;  // no SA_RESTART: KVM_RUN must return EINTR
+    if (::sigaction(kKickSignal, &action, nullptr) < 0) throw_errno("sigaction for the vCPU kick signal");
+}
+
+const char* exit_reason_name(uint32_t reason) {
+    switch (reason) {
+    case KVM_EXIT_UNKNOWN: return "KVM_EXIT_UNKNOWN";
+    case KVM_EXIT_EXCEPTION: return "KVM_EXIT_EXCEPTION";
+    case KVM_EXIT_IO: return "KVM_EXIT_IO";
+    case KVM_EXIT_HYPERCALL: return "KVM_EXIT_HYPERCALL";
+    case KVM_EXIT_DEBUG: return "KVM_EXIT_DEBUG";
+    case KVM_EXIT_HLT: return "KVM_EXIT_HLT";
+    case KVM_EXIT_MMIO: return "KVM_EXIT_MMIO";
+    case KVM_EXIT_SHUTDOWN: return "KVM_EXIT_SHUTDOWN";
+    case KVM_EXIT_FAIL_ENTRY: return "KVM_EXIT_FAIL_ENTRY";
+    case KVM_EXIT_INTR: return "KVM_EXIT_INTR";
+    case KVM_EXIT_INTERNAL_ERROR: return "KVM_EXIT_INTERNAL_ERROR";
+    case KVM_EXIT_SYSTEM_EVENT: return "KVM_EXIT_SYSTEM_EVENT";
+    case KVM_EXIT_X86_RDMSR: return "KVM_EXIT_X86_RDMSR";
+    case KVM_EXIT_X86_WRMSR: return "KVM_EXIT_X86_WRMSR";
+    default: return "unnamed exit";
+    }
+}
+
+}  // namespace
+
+VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services)
+    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()) {}
+
+VcpuThread::~VcpuThread() {
+    if (thread_.joinable()) {
+        kick();
+        thread_.join();
+    }
+}
+
+void VcpuThread::launch() {
+    install_kick_handler();
+    thread_ = std::thread([this] { thread_main(); });
+    ::pthread_setname_np(thread_.native_handle(), fmt::format("vcpu{}", vcpu_.index()).c_str());
+}
+
+void VcpuThread::release() {
+    {
+        std::lock_guard lock(gate_mutex_);
+        released_ = true;
+    }
+    gate_.notify_one();
+}
+
+void VcpuThread::kick() {
+    __atomic_store_n(&vcpu_.run_state().immediate_exit, 1, __ATOMIC_SEQ_CST);
+    gate_.notify_one();
+    if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), kKickSignal);
+}
+
+void VcpuThread::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void VcpuThread::thread_main() {
+    try {
+        if (wait_until_released()) run_loop();
+    } catch (const std::exception& error) {
+        services_.control.request_stop(
+            RunOutcome::with(ExitStatus::kHostError, fmt::format("vCPU {}: {}", vcpu_.index(), error.what())));
+    }
+}
+
+bool VcpuThread::wait_until_released() {
+    std::unique_lock lock(gate_mutex_);
+    gate_.wait(lock, [&] { return released_ || services_.control.stopping(); });
+    return released_ && !services_.control.stopping();
+}
+
+void VcpuThread::run_loop() {
+    if (vcpu_.index() == 0) services_.timeline.mark_first_run();
+    while (!services_.control.stopping()) {
+        if (!vcpu_.run()) {
+            exit_counters_.count("signal (kick)");
+            continue;
+        }
+        handle_exit();
+    }
+}
+
+void VcpuThread::handle_exit() {
+    kvm_run& run = vcpu_.run_state();
+    switch (run.exit_reason) {
+    case KVM_EXIT_IO: handle_io(); return;
+    case KVM_EXIT_MMIO: handle_mmio(); return;
+    case KVM_EXIT_SHUTDOWN:
+        exit_counters_.count("shutdown (triple fault)");
+        stop_for_guest_crash("triple fault (KVM_EXIT_SHUTDOWN)");
+        return;
+    case KVM_EXIT_INTERNAL_ERROR:
+        exit_counters_.count("internal error");
+        stop_for_guest_crash(fmt::format("KVM internal error (KVM_EXIT_INTERNAL_ERROR, suberror {})",
+                                         run.internal.suberror));
+        return;
+    case KVM_EXIT_SYSTEM_EVENT:
+        exit_counters_.count("system event");
+        stop_for_guest_crash(fmt::format("unexpected system event {} (KVM_EXIT_SYSTEM_EVENT)", run.system_event.type));
+        return;
+    case KVM_EXIT_FAIL_ENTRY:
+        exit_counters_.count("failed entry");
+        services_.control.request_stop(RunOutcome::with(
+            ExitStatus::kHostError,
+            fmt::format("vCPU {}: KVM could not enter the guest (KVM_EXIT_FAIL_ENTRY, hardware reason {:#x})",
+                        vcpu_.index(), run.fail_entry.hardware_entry_failure_reason)));
+        return;
+    default:
+        exit_counters_.count(exit_reason_name(run.exit_reason));
+        services_.control.request_stop(RunOutcome::with(
+            ExitStatus::kHostError, fmt::format("vCPU {}: unexpected exit {} ({}) at RIP {:#x}", vcpu_.index(),
+                                                run.exit_reason, exit_reason_name(run.exit_reason), vcpu_.regs().rip)));
+        return;
+    }
+}
+
+void VcpuThread::handle_io() {
+    kvm_run& run = vcpu_.run_state();
+    auto* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
+    const uint16_t port = run.io.port;
+    bool claimed = true;
+    for (uint32_t i = 0; i < run.io.count; ++i, data += run.io.size) {
+        if (run.io.direction == KVM_EXIT_IO_OUT)
+            claimed = services_.bus.pio_write(port, {data, run.io.size});
+        else
+            claimed = services_.bus.pio_read(port, {data, run.io.size});
+    }
+    if (claimed) {
+        exit_counters_.count(fmt::format("pio {}", services_.bus.pio_device_name(port)));
+    } else {
+        exit_counters_.count("pio unclaimed");
+        spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
+                      run.io.direction == KVM_EXIT_IO_OUT ? "write" : "read");
+    }
+}
+
+void VcpuThread::handle_mmio() {
+    kvm_run& run = vcpu_.run_state();
+    const uint32_t length = std::min<uint32_t>(run.mmio.len, sizeof run.mmio.data);
+    const bool claimed = run.mmio.is_write ? services_.bus.mmio_write(run.mmio.phys_addr, {run.mmio.data, length})
+                                           : services_.bus.mmio_read(run.mmio.phys_addr, {run.mmio.data, length});
+    exit_counters_.count(claimed ? "mmio" : "mmio unclaimed");
+    if (!claimed)
+        spdlog::debug("vCPU {}: unclaimed MMIO {} at {:#x}", vcpu_.index(), run.mmio.is_write ? "write" : "read",
+                      run.mmio.phys_addr);
+}
+
+void VcpuThread::stop_for_guest_crash(const std::string& what) {
+    const kvm_regs regs = vcpu_.regs();
+    services_.control.request_stop(RunOutcome::with(
+        ExitStatus::kGuestCrash, fmt::format("guest crash on vCPU {}: {} at RIP {:#018x} (RSP {:#018x})",
+                                             vcpu_.index(), what, regs.rip, regs.rsp)));
+}
+
+}  // namespace hvkvm::vmm

@@ -1,0 +1,65 @@
+// One host thread per vCPU: waits until the vCPU is started, then runs KVM_RUN and dispatches
+// exits until the VM stops. Everything a vCPU thread touches is either its own (counters, kvm_run)
+// or designed for concurrent use (IoBus after setup, RunControl, BootTimeline).
+#pragma once
+
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kvm/kvm.h"
+#include "stats/exit_counters.h"
+#include "stats/kvm_stats.h"
+
+namespace hvkvm::vmm {
+
+class IoBus;
+class RunControl;
+class BootTimeline;
+
+struct VcpuServices {
+    const IoBus& bus;
+    RunControl& control;
+    BootTimeline& timeline;
+};
+
+class VcpuThread {
+public:
+    VcpuThread(Vcpu vcpu, VcpuServices services);
+    VcpuThread(const VcpuThread&) = delete;
+    VcpuThread& operator=(const VcpuThread&) = delete;
+    ~VcpuThread();
+
+    Vcpu& vcpu() { return vcpu_; }
+
+    void launch();   // creates the thread; it waits until release()
+    void release();  // the vCPU's state is set: enter the guest
+    void kick();     // leave KVM_RUN (or the start gate) promptly; used to stop the VM
+    void join();
+
+    // Valid after join().
+    const ExitCounters& exit_counters() const { return exit_counters_; }
+    std::vector<KvmStat> kvm_counters() const { return kvm_stats_.read_counters(); }
+
+private:
+    void thread_main();
+    bool wait_until_released();
+    void run_loop();
+    void handle_exit();
+    void handle_io();
+    void handle_mmio();
+    void stop_for_guest_crash(const std::string& what);
+
+    Vcpu vcpu_;
+    VcpuServices services_;
+    KvmStats kvm_stats_;
+    ExitCounters exit_counters_;
+    std::thread thread_;
+    std::mutex gate_mutex_;
+    std::condition_variable gate_;
+    bool released_ = false;
+};
+
+}  // namespace hvkvm::vmm

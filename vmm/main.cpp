@@ -1,0 +1,119 @@
+// vmm: boots a child partition on /dev/kvm from a JSON config. The phases are deliberately
+// separate: everything the user can get wrong (arguments, config, kernel image, console file) is
+// checked before any VM exists, so invalid input exits 2 with nothing started.
+#include <fmt/format.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <optional>
+
+#include "boot/elf_loader.h"
+#include "cli/cli.h"
+#include "config/config.h"
+#include "console/console_output.h"
+#include "host/host_platform.h"
+#include "kvm/kvm_error.h"
+#include "machine/machine.h"
+#include "machine/stop_signals.h"
+
+namespace hvkvm::vmm {
+namespace {
+
+constexpr const char* kVersion = "0.1.0";
+
+void set_up_logging(bool verbose) {
+    auto logger = spdlog::stderr_color_mt("vmm");
+    logger->set_pattern("vmm: %^%l%$: %v");
+    logger->set_level(verbose ? spdlog::level::debug : spdlog::level::info);
+    spdlog::set_default_logger(logger);
+}
+
+int invalid_input(const std::string& message) {
+    spdlog::error("{}", message);
+    return static_cast<int>(ExitStatus::kInvalidInput);
+}
+
+struct PreparedRun {
+    VmConfig config;
+    KernelImage kernel;
+    HostPlatform host;
+    GuestCpuMode cpu_mode;
+};
+
+// Everything that can be rejected as bad input, before a VM exists. Throws ConfigError.
+PreparedRun prepare(const CommandLine& command) {
+    VmConfig config = load_config(command.config_file, command.overrides);
+    KernelImage kernel;
+    try {
+        kernel = read_kernel_elf(config.kernel.path);
+        check_kernel_fits(kernel, std::min<uint64_t>(config.machine.memory_mib << 20, abi::kMmioHoleStart));
+    } catch (const ElfError& error) {
+        throw ConfigError("kernel.path", fmt::format("{}: {}", config.kernel.path.string(), error.what()));
+    }
+    const HostPlatform host = detect_host_platform();
+    const GuestCpuMode cpu_mode = resolve_cpu_mode(config.machine.cpu_mode, host);
+    return PreparedRun{std::move(config), std::move(kernel), host, cpu_mode};
+}
+
+ConsoleOutput open_console(const ConsoleConfig& console) {
+    if (console.to_stdout()) return ConsoleOutput::to_stdout();
+    try {
+        return ConsoleOutput::to_file(console.output_file);
+    } catch (const HostError& error) {
+        throw ConfigError("console.output", error.what());
+    }
+}
+
+int run_vm(const CommandLine& command, BootTimeline& timeline) {
+    std::optional<PreparedRun> prepared;
+    std::optional<ConsoleOutput> console;
+    try {
+        prepared = prepare(command);
+        console.emplace(open_console(prepared->config.console));
+    } catch (const ConfigError& error) {
+        return invalid_input(fmt::format("{}: {}", command.config_file.string(), error.what()));
+    }
+    const VmConfig& config = prepared->config;
+    spdlog::info("booting {} on {} vCPU(s), {} MiB, cpu mode {} (host KVM: {})", config.kernel.path.string(),
+                 config.machine.vcpus, config.machine.memory_mib, to_string(prepared->cpu_mode),
+                 prepared->host.pvm ? "PVM" : "hardware-virtualized");
+
+    timeline.mark_vmm_step("config, kernel and console validated");
+    StopSignals signals;
+    Machine machine(MachineSpec{config, prepared->kernel, prepared->cpu_mode, prepared->host}, *console, timeline);
+    const RunOutcome outcome = machine.run(signals);
+    machine.print_report();
+    if (outcome.status == 0) spdlog::info("{}", outcome.summary);
+    else spdlog::error("{} (exit status {})", outcome.summary, outcome.status);
+    return outcome.status;
+}
+
+int main_with_status(int argc, char** argv) {
+    const auto vmm_start = BootTimeline::Clock::now();
+    CommandLine command;
+    try {
+        command = parse_command_line({argv + 1, argv + argc});
+    } catch (const UsageError& error) {
+        fmt::print(stderr, "vmm: {}\n{}", error.what(), usage_text());
+        return static_cast<int>(ExitStatus::kInvalidInput);
+    }
+    switch (command.action) {
+    case CommandLine::Action::kHelp: fmt::print("{}", usage_text()); return 0;
+    case CommandLine::Action::kVersion: fmt::print("vmm {}\n", kVersion); return 0;
+    case CommandLine::Action::kRun: break;
+    }
+    set_up_logging(command.verbose);
+    BootTimeline timeline(vmm_start);
+    try {
+        return run_vm(command, timeline);
+    } catch (const std::exception& error) {
+        spdlog::error("{}", error.what());
+        return static_cast<int>(ExitStatus::kHostError);
+    }
+}
+
+}  // namespace
+}  // namespace hvkvm::vmm
+
+int main(int argc, char** argv) { return hvkvm::vmm::main_with_status(argc, argv); }

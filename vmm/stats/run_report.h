@@ -1,0 +1,27 @@
+// The end-of-run report on stderr: boot timeline, the VMM's exit counts by reason, and KVM's own
+// counters. Collected by the Machine after every vCPU thread has joined.
+#pragma once
+
+#include <cstdio>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "stats/boot_timeline.h"
+#include "stats/kvm_stats.h"
+
+namespace hvkvm::vmm {
+
+struct RunReport {
+    std::vector<BootTimeline::Entry> timeline;
+    std::optional<double> guest_main_ms;
+    std::map<std::string, uint64_t> vmm_exit_counts;
+    std::vector<KvmStat> kvm_vcpu_counters;  // summed over vCPUs
+    std::vector<KvmStat> kvm_vm_counters;
+    std::string guest_platform;
+};
+
+void print_run_report(const RunReport& report, std::FILE* out);
+
+}  // namespace hvkvm::vmm
