@@ -9,6 +9,8 @@
 #include "kernel/host_interface.h"
 #include "kernel/kernel_main.h"
 #include "kernel/panic.h"
+#include "kernel/time.h"
+#include "mm/mm.h"
 
 extern "C" {
 using Constructor = void (*)();
@@ -42,6 +44,10 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
     boot_phase_reached(abi::BootPhase::kConsoleReady);
     const auto* cmdline = reinterpret_cast<const char*>(abi::kCmdlineGpa);
     if (const char* problem = validate_boot_info(*boot_info, cmdline)) panic("invalid boot info from the VMM: %s", problem);
+    if (boot_info->tsc_khz == 0) panic("the VMM did not report the TSC frequency");
+    time::init(boot_info->tsc_khz);
+    mm::init(*boot_info);
+    boot_phase_reached(abi::BootPhase::kMemoryReady);
     kernel_main(*boot_info);
 }
 

@@ -6,6 +6,7 @@
 #include "kernel/console.h"
 #include "kernel/diagnostics.h"
 #include "kernel/host_interface.h"
+#include "kernel/test/ktest.h"
 
 namespace hvkvm::guest {
 namespace {
@@ -32,6 +33,10 @@ void kernel_main(const abi::BootInfo& boot_info) {
     bool found = false;
     const StringView crash_kind = cmdline.value("crash", &found);
     if (found) trigger_crash(crash_kind);  // does not return
+    const StringView test_glob = cmdline.value("test", &found);
+    if (found) exit_to_vmm(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size()))
+                               ? abi::GuestExitCode::kSuccess
+                               : abi::GuestExitCode::kFailure);
     if (cmdline.has("hang")) {
         // For tests of the VMM's stop path: a vCPU halted with interrupts off never wakes.
         kprint("hang: halting with interrupts disabled until the VMM stops the VM\n");

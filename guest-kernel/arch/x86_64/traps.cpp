@@ -2,6 +2,7 @@
 // chance; an exception nobody handles is fatal: the register dump goes to the console, the crash
 // record to the VMM, and the run ends with the crash status.
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/fault_probe.h"
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
 #include "arch/x86_64/trap_frame.h"
@@ -78,6 +79,12 @@ void set_interrupt_handler(uint8_t vector, InterruptHandler handler) { handlers.
 extern "C" void handle_trap(TrapFrame* frame) {
     platform::step_over_interrupted_halt(frame->rip);
     if (frame->vector < kFirstExternalVector) {
+        if (frame->vector == 13 || frame->vector == 14) {
+            if (uint64_t resume = find_exception_fixup(frame->rip)) {
+                frame->rip = resume;
+                return;
+            }
+        }
         ExceptionHandler handler = handlers.exceptions[frame->vector];
         if (handler && handler(*frame)) return;
         crash(*frame);

@@ -1,0 +1,229 @@
+#include "mm/paging.h"
+
+#include "arch/x86_64/cpu.h"
+#include "arch/x86_64/tlb.h"
+#include "kernel/panic.h"
+#include "kernel/sync/spinlock.h"
+#include "lib/string.h"
+#include "mm/page_allocator.h"
+
+extern "C" char __text_start[], __text_end[], __rodata_start[], __rodata_end[], __data_start[];
+
+namespace hvkvm::guest::mm {
+namespace {
+
+constexpr uint64_t kPresent = 1ull << 0, kWritable = 1ull << 1, kUser = 1ull << 2;
+constexpr uint64_t kWriteThrough = 1ull << 3, kCacheDisable = 1ull << 4, kLargePage = 1ull << 7;
+constexpr uint64_t kNoExecute = 1ull << 63;
+constexpr uint64_t kAddressMask = 0x000ffffffffff000ull;
+constexpr uint64_t kTableFlags = kPresent | kWritable | kUser;  // PVM: U/S=1 at every level
+constexpr uint64_t kLargePageBytes = 2ull << 20;
+constexpr uint64_t kGuardBytes = kPageSize;
+constexpr uint32_t kMaxRecycledStackSlots = 4096;
+
+// The kernel address space (one per VM) and the stack-slot allocator.
+struct AddressSpace {
+    SpinLock lock;
+    uint64_t* root = nullptr;
+    uint64_t next_stack_slot = kStackRegionStart;
+    uint64_t recycled_slots[kMaxRecycledStackSlots];
+    uint32_t recycled_count = 0;
+} space;
+
+uint64_t* table_at(uint64_t entry) { return reinterpret_cast<uint64_t*>(entry & kAddressMask); }
+uint32_t index_at(uint64_t virtual_address, uint32_t level) {  // level 3 = PML4 .. 0 = PT
+    return (virtual_address >> (12 + 9 * level)) & 511;
+}
+
+uint64_t leaf_flags(uint32_t flags, PageSize size) {
+    uint64_t bits = kPresent | kUser;
+    if (flags & kMapWritable) bits |= kWritable;
+    if (!(flags & kMapExecutable)) bits |= kNoExecute;
+    if (flags & kMapUncached) bits |= kCacheDisable | kWriteThrough;
+    if (size == PageSize::k2MiB) bits |= kLargePage;
+    return bits;
+}
+
+uint64_t* allocate_table() {
+    const uint64_t page = allocate_pages(0);
+    if (!page) return nullptr;
+    memset(reinterpret_cast<void*>(page), 0, kPageSize);
+    return reinterpret_cast<uint64_t*>(page);
+}
+
+// The entry that maps `virtual_address` at the level of `size`, creating intermediate tables
+// as needed (or not: then nullptr if one is missing). Also nullptr if a large page is in the way.
+uint64_t* walk(uint64_t virtual_address, PageSize size, bool create) {
+    const uint32_t leaf_level = size == PageSize::k2MiB ? 1 : 0;
+    uint64_t* table = space.root;
+    for (uint32_t level = 3; level > leaf_level; --level) {
+        uint64_t& entry = table[index_at(virtual_address, level)];
+        if (!(entry & kPresent)) {
+            if (!create) return nullptr;
+            uint64_t* next = allocate_table();
+            if (!next) return nullptr;
+            entry = reinterpret_cast<uint64_t>(next) | kTableFlags;
+        } else if (entry & kLargePage) {
+            return nullptr;
+        }
+        table = table_at(entry);
+    }
+    return &table[index_at(virtual_address, leaf_level)];
+}
+
+bool map_locked(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags) {
+    uint64_t* entry = walk(virtual_address, size, true);
+    // A present entry (a page, or for 2 MiB a table of 4 KiB pages) means the range is in use.
+    if (!entry || (*entry & kPresent)) return false;
+    *entry = physical_address | leaf_flags(flags, size);
+    return true;
+}
+
+// Identity-maps [start, end) with the largest pages alignment allows.
+void map_identity(uint64_t start, uint64_t end, uint32_t flags) {
+    uint64_t address = start;
+    while (address < end) {
+        const bool large = (address % kLargePageBytes) == 0 && address + kLargePageBytes <= end;
+        const PageSize size = large ? PageSize::k2MiB : PageSize::k4KiB;
+        if (!map_locked(address, address, size, flags)) panic("cannot identity-map %#lx", address);
+        address += large ? kLargePageBytes : kPageSize;
+    }
+}
+
+uint64_t page_align_down(uint64_t value) { return value & ~(kPageSize - 1); }
+uint64_t page_align_up(uint64_t value) { return (value + kPageSize - 1) & ~(kPageSize - 1); }
+
+void map_kernel_image(uint64_t image_end) {
+    const auto text = reinterpret_cast<uint64_t>(__text_start);
+    const auto rodata = reinterpret_cast<uint64_t>(__rodata_start);
+    const auto data = reinterpret_cast<uint64_t>(__data_start);
+    map_identity(text, page_align_up(reinterpret_cast<uint64_t>(__text_end)), kMapExecutable);
+    map_identity(rodata, page_align_up(reinterpret_cast<uint64_t>(__rodata_end)), 0);
+    map_identity(data, page_align_up(image_end), kMapWritable);
+}
+
+}  // namespace
+
+void init_paging(const abi::BootInfo& boot_info) {
+    space.root = allocate_table();
+    if (!space.root) panic("no memory for the kernel's page tables");
+    for (uint32_t i = 0; i < boot_info.memory_region_count; ++i) {
+        const abi::MemoryRegion& region = boot_info.memory_regions[i];
+        const uint64_t start = page_align_down(region.base), end = page_align_up(region.base + region.size);
+        switch (region.type) {
+        case abi::MemoryType::kUsable:
+        case abi::MemoryType::kBootData: map_identity(start, end, kMapWritable); break;
+        case abi::MemoryType::kKernelImage: map_kernel_image(end); break;
+        default: break;  // reserved: left unmapped
+        }
+    }
+    // Build everything first, then switch once: on shadow-paging hosts, writes to page tables
+    // that are already in use trap to the host.
+    __asm__ volatile("mov %0, %%cr3" : : "r"(reinterpret_cast<uint64_t>(space.root)) : "memory");
+}
+
+uint64_t kernel_page_table_root() { return reinterpret_cast<uint64_t>(space.root); }
+
+bool map_page(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags) {
+    IrqSpinLockGuard guard(space.lock);
+    return map_locked(virtual_address, physical_address, size, flags);
+}
+
+namespace {
+
+// Clears the entry without flushing TLBs; the caller flushes (once for a whole range).
+uint64_t unmap_locked(uint64_t virtual_address, PageSize size) {
+    uint64_t* entry = walk(virtual_address, size, false);
+    const bool large = (size == PageSize::k2MiB);
+    if (!entry || !(*entry & kPresent) || (((*entry & kLargePage) != 0) != large)) return 0;
+    const uint64_t physical = *entry & kAddressMask & (large ? ~(kLargePageBytes - 1) : ~0ull);
+    *entry = 0;
+    return physical;
+}
+
+}  // namespace
+
+uint64_t unmap_page(uint64_t virtual_address, PageSize size) {
+    uint64_t physical;
+    {
+        IrqSpinLockGuard guard(space.lock);
+        physical = unmap_locked(virtual_address, size);
+    }
+    if (physical) x86::flush_tlb_everywhere(virtual_address, size == PageSize::k2MiB ? kLargePageBytes / kPageSize : 1);
+    return physical;
+}
+
+uint64_t translate(uint64_t virtual_address) {
+    IrqSpinLockGuard guard(space.lock);
+    const uint64_t* table = space.root;
+    for (uint32_t level = 3;; --level) {
+        const uint64_t entry = table[index_at(virtual_address, level)];
+        if (!(entry & kPresent)) return 0;
+        if (level == 0 || (entry & kLargePage)) {
+            const uint64_t page_bytes = 1ull << (12 + 9 * level);
+            return (entry & kAddressMask & ~(page_bytes - 1)) | (virtual_address & (page_bytes - 1));
+        }
+        table = table_at(entry);
+    }
+}
+
+uint64_t map_mmio(uint64_t physical_address, uint64_t length) {
+    IrqSpinLockGuard guard(space.lock);
+    for (uint64_t page = page_align_down(physical_address); page < physical_address + length; page += kPageSize) {
+        uint64_t* entry = walk(page, PageSize::k4KiB, true);
+        if (!entry) panic("cannot map MMIO page %#lx", page);
+        if (!(*entry & kPresent)) *entry = page | leaf_flags(kMapWritable | kMapUncached, PageSize::k4KiB);
+    }
+    return physical_address;
+}
+
+bool allocate_stack(uint64_t bytes, KernelStack& stack) {
+    bytes = page_align_up(bytes);
+    if (bytes == 0 || bytes > kStackSlotBytes - kGuardBytes) return false;
+    uint64_t slot;
+    {
+        IrqSpinLockGuard guard(space.lock);
+        if (space.recycled_count) {
+            slot = space.recycled_slots[--space.recycled_count];
+        } else {
+            if (space.next_stack_slot + kStackSlotBytes > kStackRegionEnd) return false;
+            slot = space.next_stack_slot;
+            space.next_stack_slot += kStackSlotBytes;
+        }
+    }
+    // The stack occupies the top of its slot; everything below it, the guard page included, stays unmapped.
+    stack.top = slot + kStackSlotBytes;
+    stack.bottom = stack.top - bytes;
+    for (uint64_t page = stack.bottom; page < stack.top; page += kPageSize) {
+        const uint64_t frame = allocate_pages(0);
+        if (!frame || !map_page(page, frame, PageSize::k4KiB, kMapWritable)) {
+            if (frame) free_pages(frame, 0);
+            free_stack(KernelStack{page, stack.top});  // releases what was mapped so far, and the slot
+            return false;
+        }
+    }
+    return true;
+}
+
+void free_stack(const KernelStack& stack) {
+    uint64_t frames[kStackSlotBytes / kPageSize];
+    uint32_t frame_count = 0;
+    {
+        IrqSpinLockGuard guard(space.lock);
+        for (uint64_t page = stack.bottom; page < stack.top; page += kPageSize)
+            if (uint64_t frame = unmap_locked(page, PageSize::k4KiB)) frames[frame_count++] = frame;
+    }
+    // The frames may be reused only once no CPU can still reach them through a stale TLB entry.
+    x86::flush_tlb_everywhere(stack.bottom, (stack.top - stack.bottom) / kPageSize);
+    for (uint32_t i = 0; i < frame_count; ++i) free_pages(frames[i], 0);
+    IrqSpinLockGuard guard(space.lock);
+    if (space.recycled_count < kMaxRecycledStackSlots)
+        space.recycled_slots[space.recycled_count++] = stack.top - kStackSlotBytes;
+}
+
+bool is_stack_guard_page(uint64_t address) {
+    if (address < kStackRegionStart || address >= kStackRegionEnd) return false;
+    return translate(address) == 0 && translate(page_align_down(address) + kPageSize) != 0;
+}
+
+}  // namespace hvkvm::guest::mm
