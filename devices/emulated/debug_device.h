@@ -1,5 +1,6 @@
-// The guest's control ports to the VMM (abi::kDebugExitPort, abi::kBootMilestonePort): the guest
-// ends the run with a status, and marks boot milestones so that the VMM can time them.
+// The guest's control ports to the VMM (abi::kDebugExitPort, kBootMilestonePort, kStartVcpuPort):
+// the guest ends the run with a status, marks boot milestones so that the VMM can time them, and
+// asks for secondary vCPUs to be started.
 #pragma once
 
 #include <cstdint>
@@ -16,9 +17,10 @@ public:
         virtual ~Listener() = default;
         virtual void on_guest_exit(uint32_t exit_code) = 0;       // abi::GuestExitCode (unchecked)
         virtual void on_boot_milestone(uint32_t phase) = 0;       // abi::BootPhase (unchecked)
+        virtual void on_start_vcpu(uint32_t request_gpa) = 0;     // abi::VcpuStartRequest (unchecked)
     };
 
-    static constexpr uint16_t kPortCount = 8;  // kDebugExitPort .. kBootMilestonePort + 3
+    static constexpr uint16_t kPortCount = 12;  // kDebugExitPort .. kStartVcpuPort + 3
 
     explicit DebugDevice(Listener& listener) : listener_(listener) {}
 

@@ -160,4 +160,29 @@ kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index) {
     return regs;
 }
 
+namespace {
+
+bool is_canonical(uint64_t address) {
+    const auto upper = static_cast<int64_t>(address) >> 47;
+    return upper == 0 || upper == -1;
+}
+
+}  // namespace
+
+VcpuStartStatus check_start_request(const VcpuStartRequest& request, uint32_t vcpu_count,
+                                    const GuestMemory& memory) {
+    if (request.vcpu_index == 0 || request.vcpu_index >= vcpu_count) return VcpuStartStatus::kInvalidVcpu;
+    if (!is_canonical(request.rip) || !is_canonical(request.rsp) || request.cr3 % kPageSize != 0 ||
+        !memory.translate(request.cr3, kPageSize))
+        return VcpuStartStatus::kInvalidState;
+    return VcpuStartStatus::kStarted;
+}
+
+kvm_regs start_regs(const VcpuStartRequest& request) {
+    kvm_regs regs = entry_regs(request.rip, request.vcpu_index);
+    regs.rsp = request.rsp;
+    regs.rdi = request.argument;
+    return regs;
+}
+
 }  // namespace hvkvm::vmm

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "hvkvm/abi/boot.h"
+
 namespace hvkvm::vmm {
 
 class GuestMemory;
@@ -37,5 +39,11 @@ void write_boot_info(GuestMemory& memory, const KernelImage& kernel, const BootL
 // 64-bit long mode at CPL0 with the boot page tables and GDT, interrupts off.
 kvm_sregs long_mode_sregs(kvm_sregs base, uint64_t cr3);
 kvm_regs entry_regs(uint64_t entry, uint32_t vcpu_index);
+
+// Validates a guest's request to start a secondary vCPU (everything but the vCPU's own state,
+// which the caller checks) and returns kStarted if its register state is acceptable.
+abi::VcpuStartStatus check_start_request(const abi::VcpuStartRequest& request, uint32_t vcpu_count,
+                                         const GuestMemory& memory);
+kvm_regs start_regs(const abi::VcpuStartRequest& request);
 
 }  // namespace hvkvm::vmm

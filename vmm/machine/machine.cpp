@@ -4,6 +4,7 @@
 #include <sys/ioctl.h>
 
 #include <array>
+#include <cstddef>
 #include <cstring>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -64,6 +65,7 @@ Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& 
     timeline_.mark_vmm_step("vCPUs created");
 
     // The BSP starts at the kernel entry; APs are started later, on the guest's request.
+    vcpus_.front()->claim_start();
     Vcpu& bsp = vcpus_.front()->vcpu();
     bsp.set_sregs(long_mode_sregs(bsp.sregs(), layout.page_tables_gpa));
     bsp.set_regs(entry_regs(spec.kernel.entry, 0));
@@ -134,6 +136,36 @@ void Machine::on_boot_milestone(uint32_t phase) {
     else spdlog::debug("guest marked unknown boot phase {}", phase);
 }
 
+void Machine::on_start_vcpu(uint32_t request_gpa) {
+    constexpr size_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
+    auto bytes = memory_.translate(request_gpa, sizeof(abi::VcpuStartRequest));
+    if (!bytes || request_gpa % 8 != 0) {
+        spdlog::warn("guest asked to start a vCPU with a request at {:#x}, which is not aligned guest RAM", request_gpa);
+        return;  // nowhere to write a status
+    }
+    abi::VcpuStartRequest request;
+    std::memcpy(&request, bytes->data(), sizeof request);  // copy once, then validate the copy
+    const abi::VcpuStartStatus status = start_vcpu(request);
+    std::memcpy(bytes->data() + kStatusOffset, &status, sizeof status);
+    if (status != abi::VcpuStartStatus::kStarted)
+        spdlog::debug("start of vCPU {} refused (status {})", request.vcpu_index, static_cast<uint32_t>(status));
+}
+
+abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
+    const abi::VcpuStartStatus verdict =
+        check_start_request(request, static_cast<uint32_t>(vcpus_.size()), memory_);
+    if (verdict != abi::VcpuStartStatus::kStarted) return verdict;
+    VcpuThread& thread = *vcpus_[request.vcpu_index];
+    if (!thread.claim_start()) return abi::VcpuStartStatus::kAlreadyStarted;
+    // The target thread waits at its start gate, outside KVM_RUN, so its state may be set here.
+    Vcpu& vcpu = thread.vcpu();
+    vcpu.set_sregs(long_mode_sregs(vcpu.sregs(), request.cr3));
+    vcpu.set_regs(start_regs(request));
+    vcpu.set_mp_state(KVM_MP_STATE_RUNNABLE);
+    thread.release();
+    return abi::VcpuStartStatus::kStarted;
+}
+
 abi::GuestReport Machine::read_guest_report() const {
     abi::GuestReport report;
     std::memcpy(&report, memory_.span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
@@ -144,12 +176,14 @@ abi::GuestReport Machine::read_guest_report() const {
 RunOutcome Machine::describe_guest_crash() const {
     const abi::CrashRecord crash = read_guest_report().crash;
     switch (crash.kind) {
-    case abi::CrashKind::kException:
+    case abi::CrashKind::kException: {
+        const std::string diagnosis = sanitize(crash.message, sizeof crash.message);
         return RunOutcome::with(
             ExitStatus::kGuestCrash,
             fmt::format("guest crash on vCPU {}: unhandled exception {} (vector {}, error code {:#x}) at RIP {:#018x}, "
-                        "CR2 {:#x}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
-                        crash.rip, crash.cr2));
+                        "CR2 {:#x}{}{}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
+                        crash.rip, crash.cr2, diagnosis.empty() ? "" : ": ", diagnosis));
+    }
     case abi::CrashKind::kPanic:
         return RunOutcome::with(ExitStatus::kGuestCrash,
                                 fmt::format("guest panic on vCPU {}: {} (RIP {:#018x})", crash.cpu,

@@ -45,6 +45,8 @@ public:
 private:
     void on_guest_exit(uint32_t exit_code) override;
     void on_boot_milestone(uint32_t phase) override;
+    void on_start_vcpu(uint32_t request_gpa) override;
+    abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
 
     void create_vcpus(const MachineSpec& spec);
     RunOutcome describe_guest_crash() const;

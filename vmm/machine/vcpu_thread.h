@@ -3,6 +3,7 @@
 // or designed for concurrent use (IoBus after setup, RunControl, BootTimeline).
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -35,6 +36,8 @@ public:
     Vcpu& vcpu() { return vcpu_; }
 
     void launch();   // creates the thread; it waits until release()
+    // Claims the right to start this vCPU; false if it was claimed before (started already).
+    bool claim_start() { return !start_claimed_.exchange(true); }
     void release();  // the vCPU's state is set: enter the guest
     void kick();     // leave KVM_RUN (or the start gate) promptly; used to stop the VM
     void join();
@@ -60,6 +63,7 @@ private:
     std::mutex gate_mutex_;
     std::condition_variable gate_;
     bool released_ = false;
+    std::atomic<bool> start_claimed_{false};
 };
 
 }  // namespace hvkvm::vmm

@@ -51,12 +51,45 @@ inline constexpr uint16_t kBootDataSelector = 0x10;
 // ---------------------------------------------------------------------------------------------
 inline constexpr uint16_t kDebugExitPort = 0x00f4;       // 32-bit write: GuestExitCode
 inline constexpr uint16_t kBootMilestonePort = 0x00f8;   // 32-bit write: BootPhase just reached
+inline constexpr uint16_t kStartVcpuPort = 0x00fc;       // 32-bit write: GPA of a VcpuStartRequest
 
 enum class GuestExitCode : uint32_t {
     kSuccess = 0,  // the guest finished its work successfully
     kFailure = 1,  // the guest finished, but its work failed (e.g. in-guest tests failed)
     kCrash = 2,    // unhandled exception or panic; details in GuestReport::crash
 };
+
+// ---------------------------------------------------------------------------------------------
+// Starting another vCPU (modelled on Hyper-V's HvCallStartVirtualProcessor): the guest fills a
+// VcpuStartRequest (8-byte aligned, below 4 GiB) and writes its GPA to kStartVcpuPort. The VMM
+// copies it once, validates it, starts the vCPU in the entry state described above but with
+// this RIP, RSP, CR3 and rdi = argument, rsi = vcpu_index, and writes the result to `status`
+// before the port write completes.
+// ---------------------------------------------------------------------------------------------
+enum class VcpuStartStatus : uint32_t {
+    kStarted = 0,
+    kPending = 1,         // what the guest writes before the request; never a VMM answer
+    kInvalidRequest = 2,  // request GPA not RAM or misaligned
+    kInvalidVcpu = 3,     // index is 0 (the boot vCPU) or beyond vcpu_count
+    kAlreadyStarted = 4,
+    kInvalidState = 5,    // RIP or RSP not canonical, CR3 not a page-aligned RAM address
+};
+
+struct VcpuStartRequest {
+    uint32_t vcpu_index;
+    VcpuStartStatus status;  // written by the VMM
+    uint64_t rip;
+    uint64_t rsp;
+    uint64_t cr3;
+    uint64_t argument;       // passed in rdi
+};
+static_assert(offsetof(VcpuStartRequest, vcpu_index) == 0);
+static_assert(offsetof(VcpuStartRequest, status) == 4);
+static_assert(offsetof(VcpuStartRequest, rip) == 8);
+static_assert(offsetof(VcpuStartRequest, rsp) == 16);
+static_assert(offsetof(VcpuStartRequest, cr3) == 24);
+static_assert(offsetof(VcpuStartRequest, argument) == 32);
+static_assert(sizeof(VcpuStartRequest) == 40);
 
 // ---------------------------------------------------------------------------------------------
 // Boot info: VMM -> guest, read-only for the guest
