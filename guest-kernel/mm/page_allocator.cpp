@@ -42,8 +42,10 @@ struct Zone {
     }
 };
 
-// Single pages kept by one CPU; touched only by that CPU with interrupts disabled.
+// Single pages kept by one CPU. Its lock is uncontended except when an allocation that found
+// the zones empty drains every CPU's cache (lock order: cache, then zone).
 struct PageCache {
+    SpinLock lock;
     uint64_t pages[kCacheCapacity];
     uint32_t count;
 };
@@ -90,6 +92,16 @@ void drain(PageCache& cache, uint32_t keep) {
         const uint64_t page = cache.pages[--cache.count];
         zone.area_of(page)->buddy.unmark_cached(page);
         free_to_zone_locked(zone, page, 0);
+    }
+}
+
+// Returns every CPU's cached pages to the zones: memory must not sit idle in one CPU's cache
+// while an allocation on another fails.
+void drain_every_cache() {
+    for (PageCache& cache : allocator.caches) {
+        if (__atomic_load_n(&cache.count, __ATOMIC_RELAXED) == 0) continue;
+        IrqSpinLockGuard guard(cache.lock);
+        drain(cache, 0);
     }
 }
 
@@ -152,27 +164,43 @@ void init_page_allocator(const abi::BootInfo& boot_info) {
     }
 }
 
-uint64_t allocate_pages(uint32_t order) {
+namespace {
+
+uint64_t take_from_cache(PageCache& cache) {
+    if (cache.count == 0) refill(cache);
+    if (cache.count == 0) return 0;
+    const uint64_t page = cache.pages[--cache.count];
+    Area* area = area_owning(page);
+    area->buddy.unmark_cached(page);
+    area->tag(page) = 0;
+    return page;
+}
+
+uint64_t try_allocate(uint32_t order) {
     if (order == 0) {
-        platform::InterruptsDisabled no_interrupts;  // the cache is this CPU's alone
+        platform::InterruptsDisabled no_interrupts;  // the cache is this CPU's
         PageCache& cache = allocator.caches[this_cpu().index];
-        if (cache.count == 0) refill(cache);
-        if (cache.count == 0) return 0;
-        const uint64_t page = cache.pages[--cache.count];
-        Area* area = area_owning(page);
-        area->buddy.unmark_cached(page);
-        area->tag(page) = 0;
-        return page;
+        SpinLockGuard guard(cache.lock);
+        return take_from_cache(cache);
     }
     Zone& zone = home_zone();
     IrqSpinLockGuard guard(zone.lock);
     return zone.allocate_locked(order);
 }
 
+}  // namespace
+
+uint64_t allocate_pages(uint32_t order) {
+    if (uint64_t address = try_allocate(order)) return address;
+    drain_every_cache();  // the zones are out of blocks: take back what the CPU caches hold
+    return try_allocate(order);
+}
+
 void free_pages(uint64_t physical_address, uint32_t order) {
     if (order == 0) {
         platform::InterruptsDisabled no_interrupts;
         PageCache& cache = allocator.caches[this_cpu().index];
+        SpinLockGuard cache_guard(cache.lock);
         Area* area = area_owning(physical_address);
         if (!area || !area->buddy.mark_cached(physical_address))  // catches double frees before caching
             panic("free_pages(%#lx, order 0): not an allocated single page", physical_address);
@@ -221,10 +249,7 @@ PageStats page_stats() {
     return stats;
 }
 
-void drain_page_cache() {
-    platform::InterruptsDisabled no_interrupts;
-    drain(allocator.caches[this_cpu().index], 0);
-}
+void drain_page_cache() { drain_every_cache(); }
 
 bool page_allocator_consistent() {
     for (uint32_t z = 0; z < allocator.zone_count; ++z) {

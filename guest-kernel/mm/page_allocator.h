@@ -39,7 +39,8 @@ struct PageStats {
 };
 PageStats page_stats();
 
-// Returns this CPU's cached pages to the zones (tests use it to see exact zone state).
+// Returns every CPU's cached pages to the zones (allocation does this itself when the zones run
+// dry; tests use it to see exact zone state).
 void drain_page_cache();
 
 // Checks every zone's free lists against their metadata (for tests).

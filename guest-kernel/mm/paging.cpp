@@ -20,14 +20,20 @@ constexpr uint64_t kTableFlags = kPresent | kWritable | kUser;  // PVM: U/S=1 at
 constexpr uint64_t kLargePageBytes = 2ull << 20;
 constexpr uint64_t kGuardBytes = kPageSize;
 constexpr uint32_t kMaxRecycledStackSlots = 4096;
+constexpr uint32_t kStaleSlotBatch = 64;
 
-// The kernel address space (one per VM) and the stack-slot allocator.
+// The kernel address space (one per VM) and the stack-slot allocator. A freed stack's slot is
+// "stale" until every CPU's TLB has forgotten it; stale slots are flushed in batches and only then
+// reused, so that thread exits do not each cost an IPI round to every CPU.
 struct AddressSpace {
     SpinLock lock;
     uint64_t* root = nullptr;
     uint64_t next_stack_slot = kStackRegionStart;
     uint64_t recycled_slots[kMaxRecycledStackSlots];
     uint32_t recycled_count = 0;
+    uint64_t stale_slots[kStaleSlotBatch];
+    uint32_t stale_count = 0;
+    uint64_t table_pages = 0;
 } space;
 
 uint64_t* table_at(uint64_t entry) { return reinterpret_cast<uint64_t*>(entry & kAddressMask); }
@@ -47,6 +53,7 @@ uint64_t leaf_flags(uint32_t flags, PageSize size) {
 uint64_t* allocate_table() {
     const uint64_t page = allocate_pages(0);
     if (!page) return nullptr;
+    ++space.table_pages;  // callers hold the address-space lock (or run alone at boot)
     memset(reinterpret_cast<void*>(page), 0, kPageSize);
     return reinterpret_cast<uint64_t*>(page);
 }
@@ -153,8 +160,11 @@ uint64_t unmap_page(uint64_t virtual_address, PageSize size) {
     return physical;
 }
 
-uint64_t translate(uint64_t virtual_address) {
-    IrqSpinLockGuard guard(space.lock);
+namespace {
+
+// Page tables are never freed, so a walk without the lock is safe to read (it may race a change
+// to the very entry it reads, which diagnostics can live with).
+uint64_t translate_unlocked(uint64_t virtual_address) {
     const uint64_t* table = space.root;
     for (uint32_t level = 3;; --level) {
         const uint64_t entry = table[index_at(virtual_address, level)];
@@ -167,6 +177,13 @@ uint64_t translate(uint64_t virtual_address) {
     }
 }
 
+}  // namespace
+
+uint64_t translate(uint64_t virtual_address) {
+    IrqSpinLockGuard guard(space.lock);
+    return translate_unlocked(virtual_address);
+}
+
 uint64_t map_mmio(uint64_t physical_address, uint64_t length) {
     IrqSpinLockGuard guard(space.lock);
     for (uint64_t page = page_align_down(physical_address); page < physical_address + length; page += kPageSize) {
@@ -177,20 +194,44 @@ uint64_t map_mmio(uint64_t physical_address, uint64_t length) {
     return physical_address;
 }
 
+namespace {
+
+// Makes every stale slot reusable: one TLB flush on every CPU for the whole batch.
+void recycle_stale_slots() {
+    uint64_t batch[kStaleSlotBatch];
+    uint32_t count;
+    {
+        IrqSpinLockGuard guard(space.lock);
+        count = space.stale_count;
+        for (uint32_t i = 0; i < count; ++i) batch[i] = space.stale_slots[i];
+        space.stale_count = 0;
+    }
+    if (count == 0) return;
+    x86::flush_whole_tlb_everywhere();
+    IrqSpinLockGuard guard(space.lock);
+    for (uint32_t i = 0; i < count && space.recycled_count < kMaxRecycledStackSlots; ++i)
+        space.recycled_slots[space.recycled_count++] = batch[i];
+}
+
+bool take_stack_slot(uint64_t& slot) {
+    IrqSpinLockGuard guard(space.lock);
+    if (space.recycled_count) {
+        slot = space.recycled_slots[--space.recycled_count];
+        return true;
+    }
+    if (space.next_stack_slot + kStackSlotBytes > kStackRegionEnd) return false;
+    slot = space.next_stack_slot;
+    space.next_stack_slot += kStackSlotBytes;
+    return true;
+}
+
+}  // namespace
+
 bool allocate_stack(uint64_t bytes, KernelStack& stack) {
     bytes = page_align_up(bytes);
     if (bytes == 0 || bytes > kStackSlotBytes - kGuardBytes) return false;
     uint64_t slot;
-    {
-        IrqSpinLockGuard guard(space.lock);
-        if (space.recycled_count) {
-            slot = space.recycled_slots[--space.recycled_count];
-        } else {
-            if (space.next_stack_slot + kStackSlotBytes > kStackRegionEnd) return false;
-            slot = space.next_stack_slot;
-            space.next_stack_slot += kStackSlotBytes;
-        }
-    }
+    if (!take_stack_slot(slot)) return false;
     // The stack occupies the top of its slot; everything below it, the guard page included, stays unmapped.
     stack.top = slot + kStackSlotBytes;
     stack.bottom = stack.top - bytes;
@@ -213,17 +254,31 @@ void free_stack(const KernelStack& stack) {
         for (uint64_t page = stack.bottom; page < stack.top; page += kPageSize)
             if (uint64_t frame = unmap_locked(page, PageSize::k4KiB)) frames[frame_count++] = frame;
     }
-    // The frames may be reused only once no CPU can still reach them through a stale TLB entry.
-    x86::flush_tlb_everywhere(stack.bottom, (stack.top - stack.bottom) / kPageSize);
+    // This CPU forgets the stack now (a use after free here faults); the others at the next batch
+    // flush. The frames can go back at once: other CPUs may still hold TLB entries for this
+    // stack's addresses, but nothing uses the addresses of a freed stack, and the addresses are
+    // not handed out again before the flush.
+    for (uint64_t page = stack.bottom; page < stack.top; page += kPageSize) x86::invalidate_page(page);
     for (uint32_t i = 0; i < frame_count; ++i) free_pages(frames[i], 0);
-    IrqSpinLockGuard guard(space.lock);
-    if (space.recycled_count < kMaxRecycledStackSlots)
-        space.recycled_slots[space.recycled_count++] = stack.top - kStackSlotBytes;
+    const uint64_t slot = stack.top - kStackSlotBytes;
+    for (;;) {
+        {
+            IrqSpinLockGuard guard(space.lock);
+            if (space.stale_count < kStaleSlotBatch) {
+                space.stale_slots[space.stale_count++] = slot;
+                return;
+            }
+        }
+        recycle_stale_slots();  // the batch is full: flush it, then there is room
+    }
 }
+
+uint64_t page_table_pages() { return __atomic_load_n(&space.table_pages, __ATOMIC_RELAXED); }
 
 bool is_stack_guard_page(uint64_t address) {
     if (address < kStackRegionStart || address >= kStackRegionEnd) return false;
-    return translate(address) == 0 && translate(page_align_down(address) + kPageSize) != 0;
+    // Unlocked: the crash path asks, possibly on a CPU that holds the address-space lock.
+    return translate_unlocked(address) == 0 && translate_unlocked(page_align_down(address) + kPageSize) != 0;
 }
 
 }  // namespace hvkvm::guest::mm

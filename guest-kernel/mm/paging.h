@@ -52,7 +52,11 @@ struct KernelStack {
 // False if out of memory or `bytes` exceeds kStackSlotBytes minus the guard page.
 bool allocate_stack(uint64_t bytes, KernelStack& stack);
 void free_stack(const KernelStack& stack);
-// True if `address` lies in the guard page of some stack slot (for stack-overflow diagnosis).
+// True if `address` lies in the guard page of some stack slot (for stack-overflow diagnosis;
+// takes no lock, so the crash path may ask).
 bool is_stack_guard_page(uint64_t address);
+
+// Pages holding page tables (they are kept once created, like the ranges they describe).
+uint64_t page_table_pages();
 
 }  // namespace hvkvm::guest::mm
