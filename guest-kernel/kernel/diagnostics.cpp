@@ -7,6 +7,7 @@
 #include "kernel/console.h"
 #include "kernel/host_interface.h"
 #include "kernel/panic.h"
+#include "kernel/sched/thread.h"
 
 namespace hvkvm::guest {
 namespace {
@@ -22,6 +23,23 @@ constexpr uint64_t kNonCanonicalAddress = 0x8000000000000000ull;
     } empty_idt{0, 0};
     __asm__ volatile("lidt %0; ud2" : : "m"(empty_idt));  // #UD -> #DF -> shutdown
     __builtin_unreachable();
+}
+
+// Recurses until the stack's guard page is hit; the frames are kept alive so that the compiler
+// cannot turn the recursion into a loop.
+__attribute__((noinline)) uint64_t recurse_forever(uint64_t depth) {
+    volatile uint64_t frame[64];
+    frame[0] = depth;
+    return recurse_forever(depth + 1) + frame[0];
+}
+
+void overflow_stack_in_thread(void*) { recurse_forever(0); }
+
+[[noreturn]] void stack_overflow() {
+    sched::Thread* thread = sched::create_thread(overflow_stack_in_thread, nullptr);
+    if (!thread) panic("crash=stack-overflow: cannot create the thread");
+    sched::join(thread);
+    panic("crash=stack-overflow: the thread returned");
 }
 
 void divide_by_zero() {
@@ -70,9 +88,10 @@ void trigger_crash(StringView kind) {
     else if (kind == "breakpoint") __asm__ volatile("int3");
     else if (kind == "panic") panic("deliberate panic (crash=panic)");
     else if (kind == "triple-fault") triple_fault();
+    else if (kind == "stack-overflow") stack_overflow();
     else {
         kprint("crash=%.*s: unknown kind (known: page-fault, general-protection, invalid-opcode, divide-error, "
-               "breakpoint, panic, triple-fault)\n", static_cast<int>(kind.size()), kind.data());
+               "breakpoint, panic, triple-fault, stack-overflow)\n", static_cast<int>(kind.size()), kind.data());
         exit_to_vmm(abi::GuestExitCode::kFailure);
     }
     panic("crash=%.*s: the fault did not happen", static_cast<int>(kind.size()), kind.data());
@@ -86,16 +105,16 @@ bool run_selftest() {
     ok &= check("#UD delivered through the IDT and resumed twice", invalid_opcodes_seen == 2);
     x86::set_exception_handler(6, nullptr);
 
-    ok &= check("interrupts disabled at boot", !platform::interrupts_enabled());
+    ok &= check("interrupts enabled in kernel threads", platform::interrupts_enabled());
     {
-        platform::enable_interrupts();
-        const bool enabled = platform::interrupts_enabled();
         const bool saved = platform::save_and_disable_interrupts();
         const bool disabled = !platform::interrupts_enabled();
+        const bool nested = platform::save_and_disable_interrupts();  // nesting keeps them off
+        platform::restore_interrupts(nested);
+        const bool still_disabled = !platform::interrupts_enabled();
         platform::restore_interrupts(saved);
-        const bool restored = platform::interrupts_enabled();
-        platform::disable_interrupts();
-        ok &= check("interrupt flag enable/save/restore", enabled && saved && disabled && restored);
+        ok &= check("interrupt flag save/disable/restore, nested", saved && disabled && !nested && still_disabled &&
+                                                                       platform::interrupts_enabled());
     }
 
     uint32_t length = kCrcLength;

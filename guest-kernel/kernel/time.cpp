@@ -29,6 +29,7 @@ void init(uint64_t tsc_khz) {
 uint64_t tsc_khz() { return clock.tsc_khz; }
 uint64_t tsc_to_ns(uint64_t tsc_delta) { return multiply_q32(tsc_delta, clock.ns_per_tsc_q32); }
 uint64_t ns_to_tsc(uint64_t ns) { return multiply_q32(ns, clock.tsc_per_ns_q32); }
+uint64_t ns_to_tsc_absolute(uint64_t now_ns_value) { return clock.boot_tsc + ns_to_tsc(now_ns_value); }
 uint64_t now_ns() { return tsc_to_ns(x86::rdtsc() - clock.boot_tsc); }
 
 void spin_for_ns(uint64_t ns) {

@@ -24,6 +24,10 @@ KTEST(ktest, glob_matching) {
     KEXPECT(!matches("sched.fairness?", "sched.fairness"));
     KEXPECT(matches("*a*b*c", "xaybzc"));
     KEXPECT(!matches("*a*b*c", "xaybz"));
+    const char* list = "mm.*,sched.yield*";
+    KEXPECT(ktest::matches_any(list, 17, "sched.yield_lets_the_other_thread_run"));
+    KEXPECT(ktest::matches_any(list, 17, "mm.heap"));
+    KEXPECT(!ktest::matches_any(list, 17, "sched.sleep"));
 }
 
 KTEST(time, monotonic_and_calibrated) {

@@ -28,7 +28,7 @@ constexpr uint64_t kFlagLong = 0x2, kFlagSize32 = 0x4, kFlagGranularity = 0x8;
 extern "C" char interrupt_vector_stubs[];      // interrupt_stubs.S: 256 entry stubs
 extern "C" const uint32_t interrupt_stub_size;
 
-void load_gdt_and_tss(CpuDescriptors& d) {
+void build_gdt_and_tss(CpuDescriptors& d) {
     memset(d.gdt, 0, sizeof d.gdt);
     d.gdt[kKernelCode32Selector / 8] = segment(kAccessPresent | kAccessCode, kFlagSize32 | kFlagGranularity);
     d.gdt[kKernelCodeSelector / 8] = segment(kAccessPresent | kAccessCode, kFlagLong | kFlagGranularity);
@@ -47,7 +47,9 @@ void load_gdt_and_tss(CpuDescriptors& d) {
     d.gdt[kTssSelector / 8] = (limit & 0xffff) | ((base & 0xffffff) << 16) | (0x89ull << 40) |
                               ((limit >> 16 & 0xf) << 48) | ((base >> 24 & 0xff) << 56);
     d.gdt[kTssSelector / 8 + 1] = base >> 32;
+}
 
+void load_gdt_and_tss(CpuDescriptors& d) {
     const DescriptorPointer pointer{sizeof d.gdt - 1, reinterpret_cast<uint64_t>(d.gdt)};
     __asm__ volatile(
         "lgdt %0\n"

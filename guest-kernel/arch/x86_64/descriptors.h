@@ -41,7 +41,10 @@ struct alignas(16) CpuDescriptors {
     alignas(16) uint8_t ist_stacks[3][kIstStackSize];
 };
 
-// Fills and loads (lgdt, segment reloads, ltr) this CPU's GDT and TSS.
+// Fills a CPU's GDT and TSS. The boot CPU does this for the others at native speed, so that their
+// (emulated, on PVM hosts) start-up only has to load them.
+void build_gdt_and_tss(CpuDescriptors& descriptors);
+// Loads them on this CPU: lgdt, segment reloads, ltr.
 void load_gdt_and_tss(CpuDescriptors& descriptors);
 
 // Loads the shared IDT register. The table's gates are written by fill_idt(); the two steps are

@@ -11,6 +11,15 @@ _start:
 1:  hlt
     jmp 1b
 
+/* Entry for the other vCPUs, started by the VMM on the boot CPU's request with rsp = a stack of
+ * their own, rdi = boot info, rsi = vCPU index, and the kernel's page tables. */
+.globl secondary_cpu_start
+secondary_cpu_start:
+    xorl %ebp, %ebp
+    call secondary_cpu_entry     /* does not return */
+2:  hlt
+    jmp 2b
+
 /* Idle with interrupts enabled, without losing a wakeup that lands between enabling and halting.
  * PVM (rdi = address of the virtual interrupt flag byte): set VIF, then hlt; if an interrupt is
  * delivered between the two, the trap handler sees RIP == pvm_halt_instruction and steps over the

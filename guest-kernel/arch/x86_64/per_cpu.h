@@ -9,6 +9,10 @@
 
 namespace hvkvm::guest {
 
+namespace sched {
+struct Thread;
+}
+
 // PVM per-vCPU control page ("PVCS"), registered with the host by the conversion wrmsr. Byte 0
 // bit 0 is the virtual interrupt flag; bit 8 of the first qword is set by the host when it holds
 // back an interrupt because VIF was 0.
@@ -22,7 +26,9 @@ struct PerCpu {
     PerCpu* self;                    // %gs:0, so this_cpu() is one load
     uint32_t index;                  // vCPU index (= initial APIC ID)
     bool crashing;                   // set while reporting a fatal exception on this CPU
+    bool need_resched;               // run the scheduler when the current interrupt returns
     PvmControlPage* pvm_control;     // null on the classic platform
+    sched::Thread* current_thread;
     x86::CpuDescriptors descriptors;
 };
 
@@ -36,7 +42,9 @@ inline PerCpu& this_cpu() {
 PerCpu& per_cpu(uint32_t index);
 PvmControlPage& pvm_control_page(uint32_t index);
 
-// Points this CPU's GS base at its PerCpu.
+// Fills in a CPU's PerCpu (boot CPU, for itself and before starting each other CPU).
+void prepare_per_cpu(uint32_t index);
+// Points this CPU's GS base at its (prepared) PerCpu.
 void install_per_cpu(uint32_t index);
 
 }  // namespace hvkvm::guest

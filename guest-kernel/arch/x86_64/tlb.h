@@ -13,4 +13,7 @@ inline void invalidate_page(uint64_t virtual_address) {
 // returns only when all of them have done so.
 void flush_tlb_everywhere(uint64_t virtual_address, uint64_t pages);
 
+// Flushes every CPU's entire TLB (non-global entries), for batches of unmapped ranges.
+void flush_whole_tlb_everywhere();
+
 }  // namespace hvkvm::guest::x86

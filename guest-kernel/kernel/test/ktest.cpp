@@ -4,6 +4,9 @@
 
 #include "arch/x86_64/cpu.h"
 #include "kernel/console.h"
+#include "kernel/sched/thread.h"
+#include "kernel/sync/mutex.h"
+#include "kernel/host_interface.h"
 #include "kernel/time.h"
 #include "lib/format.h"
 
@@ -44,18 +47,65 @@ bool glob_match(const char* pattern, uint32_t pattern_length, const char* text) 
     return p == pattern_length;
 }
 
-bool run_matching(const char* glob, uint32_t glob_length) {
+bool matches_any(const char* globs, uint32_t globs_length, const char* text) {
+    uint32_t start = 0;
+    for (uint32_t i = 0; i <= globs_length; ++i) {
+        if (i < globs_length && globs[i] != ',') continue;
+        if (glob_match(globs + start, i - start, text)) return true;
+        start = i + 1;
+    }
+    return false;
+}
+
+namespace {
+
+constexpr uint64_t kTestTimeLimitNs = 120'000'000'000ull;
+
+struct TestRun {
+    const TestCase* test;
+    Context context;
+    Event finished;
+};
+
+void run_test_thread(void* argument) {
+    auto* run = static_cast<TestRun*>(argument);
+    run->test->function(run->context);
+    run->finished.set();
+}
+
+// Runs one test in a thread of its own (so that it may block, sleep and be preempted), with a
+// time limit: a test that hangs ends the whole run, since a kernel thread cannot be killed.
+bool run_one(const TestCase& test) {
+    TestRun run{&test, {}, {}};
+    sched::ThreadOptions options;
+    options.name = test.name;
+    options.ideal_cpu = 0;
+    options.stack_bytes = 48 * 1024;
+    sched::Thread* thread = sched::create_thread(run_test_thread, &run, options);
+    if (!thread) {
+        kprint("FAIL %s: cannot create its thread\n", test.name);
+        return false;
+    }
+    if (!run.finished.wait_until(time::now_ns() + kTestTimeLimitNs)) {
+        kprint("FAIL %s: still running after %lu s; stopping the test run\n", test.name, kTestTimeLimitNs / 1000000000);
+        exit_to_vmm(abi::GuestExitCode::kFailure);
+    }
+    sched::join(thread);
+    return !run.context.failed();
+}
+
+}  // namespace
+
+bool run_matching(const char* glob, uint32_t glob_length) {  // glob: comma-separated globs
     uint32_t passed = 0, failed = 0;
     const uint64_t suite_start = time::now_ns();
     for (const TestCase* test = __ktests_start; test != __ktests_end; ++test) {
-        if (!glob_match(glob, glob_length, test->name)) continue;
-        Context context;
+        if (!matches_any(glob, glob_length, test->name)) continue;
         const uint64_t start = time::now_ns();
-        test->function(context);
+        const bool ok = run_one(*test);
         const uint64_t elapsed_us = (time::now_ns() - start) / 1000;
-        kprint("%s %s (%lu.%03lu ms)\n", context.failed() ? "FAIL" : "ok  ", test->name, elapsed_us / 1000,
-               elapsed_us % 1000);
-        ++(context.failed() ? failed : passed);
+        kprint("%s %s (%lu.%03lu ms)\n", ok ? "ok  " : "FAIL", test->name, elapsed_us / 1000, elapsed_us % 1000);
+        ++(ok ? passed : failed);
     }
     if (passed + failed == 0) {
         kprint("no test matches \"%.*s\"\n", static_cast<int>(glob_length), glob);

@@ -7,7 +7,7 @@
 //         KASSERT(pointer != nullptr);        // records a failure and ends the test
 //     }
 //
-// The kernel command line `test=GLOB` (glob over "suite.name", `*` and `?`) runs the matching tests
+// The kernel command line `test=GLOB[,GLOB...]` (globs over "suite.name", `*` and `?`) runs the matching tests
 // one after another, each in its own kernel thread, prints one line per test and a final
 // "N passed, N failed" line, and ends the run with status 0 only if every test passed.
 #pragma once
@@ -31,8 +31,12 @@ struct TestCase {
     void (*function)(Context&);
 };
 
-// Runs every test whose name matches `glob`; returns true if at least one ran and none failed.
-bool run_matching(const char* glob, uint32_t glob_length);
+// Runs every test whose name matches one of the comma-separated `globs`; returns true if at
+// least one ran and none failed.
+bool run_matching(const char* globs, uint32_t globs_length);
+
+// True if `text` matches one of the comma-separated globs.
+bool matches_any(const char* globs, uint32_t globs_length, const char* text);
 
 bool glob_match(const char* pattern, uint32_t pattern_length, const char* text);
 

@@ -1,0 +1,256 @@
+#include "kernel/sched/scheduler.h"
+
+#include "arch/x86_64/apic.h"
+#include "arch/x86_64/interrupt_vectors.h"
+#include "arch/x86_64/per_cpu.h"
+#include "arch/x86_64/trap_frame.h"
+#include "kernel/panic.h"
+#include "kernel/sched/scheduler_internal.h"
+#include "kernel/sched/timer.h"
+#include "kernel/smp/smp.h"
+#include "kernel/time.h"
+
+extern "C" hvkvm::guest::sched::Thread* switch_context(uint64_t* save_rsp, uint64_t new_rsp,
+                                                        hvkvm::guest::sched::Thread* previous);
+
+namespace hvkvm::guest::sched {
+namespace {
+
+// One per CPU.
+struct CpuScheduler {
+    SpinLock lock;  // run_queue and zombies
+    IntrusiveList<Thread, &Thread::queue_link> run_queue;
+    IntrusiveList<Thread, &Thread::queue_link> zombies;  // exited detached threads to free
+    Thread* idle = nullptr;
+    Timer slice_timer;
+    bool halted = false;  // in the idle halt: a wake-up must send an IPI
+    uint64_t switches = 0;
+    uint64_t steals = 0;
+    uint64_t halts = 0;
+};
+
+CpuScheduler cpus[abi::kMaxVcpus];
+Thread idle_threads[abi::kMaxVcpus];
+
+CpuScheduler& local() { return cpus[this_cpu().index]; }
+
+bool cpu_allowed(const Thread& thread, uint32_t cpu) { return (thread.affinity >> cpu) & 1; }
+
+}  // namespace
+
+bool cpu_is_idle(uint32_t cpu) {
+    const CpuScheduler& scheduler = cpus[cpu];
+    return __atomic_load_n(&per_cpu(cpu).current_thread, __ATOMIC_RELAXED) == scheduler.idle &&
+           scheduler.run_queue.empty();
+}
+
+namespace {
+
+// Ideal processor if it is idle; else any idle CPU the thread may use; else the ideal processor
+// (or, if it may not run there, the first CPU it may).
+uint32_t select_cpu(const Thread& thread) {
+    const uint64_t candidates = thread.affinity & smp::online_mask();
+    if (candidates == 0) panic("thread %s may run on no online CPU", thread.name);
+    const uint32_t ideal = thread.ideal_cpu;
+    const bool ideal_allowed = ideal < abi::kMaxVcpus && ((candidates >> ideal) & 1);
+    if (ideal_allowed && cpu_is_idle(ideal)) return ideal;
+    for (uint64_t rest = candidates; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (cpu_is_idle(cpu)) return cpu;
+    }
+    return ideal_allowed ? ideal : static_cast<uint32_t>(__builtin_ctzll(candidates));
+}
+
+// Makes sure `cpu` notices new work in its run queue.
+void kick(uint32_t cpu) {
+    if (cpu == this_cpu().index) {
+        if (this_cpu().current_thread == cpus[cpu].idle) this_cpu().need_resched = true;
+        return;
+    }
+    // Pairs with the fence in the idle loop between setting `halted` and re-checking the queue.
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&cpus[cpu].halted, __ATOMIC_RELAXED)) apic::send_ipi(cpu, x86::kRescheduleVector);
+}
+
+void enqueue(uint32_t cpu, Thread& thread) {
+    {
+        SpinLockGuard guard(cpus[cpu].lock);
+        cpus[cpu].run_queue.push_back(thread);
+    }
+    kick(cpu);
+}
+
+// An idle CPU takes a thread waiting behind a running one on another CPU. Threads queued on a CPU
+// that is idle (and being woken to run them) are left alone: taking them would only race that CPU
+// and move the thread off its ideal processor.
+Thread* steal(uint32_t self) {
+    const uint64_t others = smp::online_mask() & ~(1ull << self);
+    for (uint64_t rest = others; rest; rest &= rest - 1) {
+        const auto victim_index = static_cast<uint32_t>(__builtin_ctzll(rest));
+        CpuScheduler& victim = cpus[victim_index];
+        if (victim.run_queue.empty()) continue;  // racy peeks; the queue is checked again under the lock
+        if (__atomic_load_n(&per_cpu(victim_index).current_thread, __ATOMIC_RELAXED) == victim.idle) continue;
+        SpinLockGuard guard(victim.lock);
+        for (Thread* thread = victim.run_queue.front(); thread; thread = victim.run_queue.next_of(*thread)) {
+            if (!cpu_allowed(*thread, self)) continue;
+            victim.run_queue.remove(*thread);
+            ++cpus[self].steals;
+            return thread;
+        }
+    }
+    return nullptr;
+}
+
+void on_slice_expired(Timer&) { this_cpu().need_resched = true; }
+
+void handle_timer_vector(x86::TrapFrame&) {
+    apic::end_of_interrupt();
+    handle_timer_interrupt();
+}
+
+void handle_reschedule_vector(x86::TrapFrame&) {
+    apic::end_of_interrupt();
+    this_cpu().need_resched = true;
+}
+
+void adopt_current_context_as_idle() {
+    const uint32_t index = this_cpu().index;
+    CpuScheduler& scheduler = cpus[index];
+    Thread& idle = idle_threads[index];
+    idle.is_idle = true;
+    idle.state = ThreadState::kRunning;
+    idle.on_cpu = true;
+    idle.affinity = 1ull << index;
+    idle.ideal_cpu = idle.last_cpu = index;
+    idle.switched_in_ns = time::now_ns();
+    const char name[] = "idle";
+    for (size_t i = 0; i < sizeof name; ++i) idle.name[i] = name[i];
+    scheduler.idle = &idle;
+    scheduler.slice_timer.callback = on_slice_expired;
+    this_cpu().current_thread = &idle;
+    init_timers_on_this_cpu();
+}
+
+}  // namespace
+
+Thread* current_thread() { return this_cpu().current_thread; }
+
+void init_boot_cpu() {
+    x86::set_interrupt_handler(x86::kTimerVector, handle_timer_vector);
+    x86::set_interrupt_handler(x86::kRescheduleVector, handle_reschedule_vector);
+    adopt_current_context_as_idle();
+}
+
+void init_this_cpu() { adopt_current_context_as_idle(); }
+
+void wake_up(Thread* thread) {
+    ThreadState expected = ThreadState::kBlocked;
+    if (!__atomic_compare_exchange_n(&thread->state, &expected, ThreadState::kRunnable, false, __ATOMIC_ACQ_REL,
+                                     __ATOMIC_RELAXED))
+        return;
+    platform::InterruptsDisabled no_interrupts;
+    enqueue(select_cpu(*thread), *thread);
+}
+
+void schedule() {
+    const uint32_t index = this_cpu().index;
+    CpuScheduler& scheduler = cpus[index];
+    Thread* previous = this_cpu().current_thread;
+    const uint64_t now = time::now_ns();
+    previous->runtime_ns += now - previous->switched_in_ns;
+    this_cpu().need_resched = false;
+    __atomic_store_n(&scheduler.halted, false, __ATOMIC_RELAXED);  // woken from the idle halt, if it was there
+
+    Thread* next;
+    {
+        SpinLockGuard guard(scheduler.lock);
+        // A running thread that is merely preempted goes to the back of the queue; a blocked one
+        // waits for its wake-up; one woken while still here is already queued by its waker.
+        if (__atomic_load_n(&previous->state, __ATOMIC_RELAXED) == ThreadState::kRunning && !previous->is_idle) {
+            previous->state = ThreadState::kRunnable;
+            scheduler.run_queue.push_back(*previous);
+        }
+        next = scheduler.run_queue.pop_front();
+    }
+    if (!next) next = steal(index);
+    if (!next) next = scheduler.idle;
+    if (next == previous) {
+        previous->state = ThreadState::kRunning;
+        previous->switched_in_ns = now;
+        if (!previous->is_idle) arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
+        return;
+    }
+
+    // `next` may still be switching out on the CPU it last ran on (woken while blocking). Only once
+    // that CPU is done may it be marked running: that CPU's schedule() reads the state to decide
+    // whether the thread was merely preempted (and must be queued again), so seeing "running"
+    // early would queue it a second time.
+    while (__atomic_load_n(&next->on_cpu, __ATOMIC_ACQUIRE)) x86::pause();
+    __atomic_store_n(&next->state, ThreadState::kRunning, __ATOMIC_RELAXED);
+    next->on_cpu = true;
+    if (next->last_cpu != index) ++next->migrations;
+    next->last_cpu = index;
+    next->switched_in_ns = now;
+    ++next->switches;
+    ++scheduler.switches;
+    this_cpu().current_thread = next;
+    if (next->is_idle) cancel_timer(scheduler.slice_timer);
+    else arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
+
+    Thread* switched_from = switch_context(&previous->saved_rsp, next->saved_rsp, previous);
+    finish_switch(switched_from);
+}
+
+void block_and_unlock(SpinLock& lock) {
+    __atomic_store_n(&this_cpu().current_thread->state, ThreadState::kBlocked, __ATOMIC_RELEASE);
+    lock.unlock();
+    schedule();
+}
+
+void preempt_if_needed() {
+    if (this_cpu().need_resched) schedule();
+}
+
+void idle_loop() {
+    for (;;) {
+        reap_zombies();
+        platform::disable_interrupts();
+        CpuScheduler& scheduler = local();
+        const uint64_t poll_until = time::now_ns() + kIdlePollNs;
+        while (!this_cpu().need_resched && scheduler.run_queue.empty() && time::now_ns() < poll_until) x86::pause();
+        if (this_cpu().need_resched || !scheduler.run_queue.empty()) {
+            schedule();
+        } else {
+            __atomic_store_n(&scheduler.halted, true, __ATOMIC_RELAXED);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with kick(): queue re-checked after `halted` is visible
+            const bool work = !scheduler.run_queue.empty();
+            if (!work) {
+                ++scheduler.halts;
+                platform::safe_halt();  // returns with interrupts enabled, after an interrupt
+                platform::disable_interrupts();
+            }
+            __atomic_store_n(&scheduler.halted, false, __ATOMIC_RELAXED);
+            schedule();  // also tries to steal work from busy CPUs
+        }
+        platform::enable_interrupts();
+    }
+}
+
+void push_zombie(Thread& thread) {
+    CpuScheduler& scheduler = local();
+    SpinLockGuard guard(scheduler.lock);
+    scheduler.zombies.push_back(thread);
+}
+
+Thread* pop_zombie() {
+    CpuScheduler& scheduler = local();
+    IrqSpinLockGuard guard(scheduler.lock);
+    return scheduler.zombies.pop_front();
+}
+
+CpuSchedulerStats cpu_stats(uint32_t cpu) {
+    const CpuScheduler& scheduler = cpus[cpu];
+    return {scheduler.switches, scheduler.steals, scheduler.halts, static_cast<uint32_t>(scheduler.run_queue.size())};
+}
+
+}  // namespace hvkvm::guest::sched
