@@ -67,6 +67,8 @@ void Uart16550::write_register(uint16_t offset, uint8_t value) {
 }
 
 void Uart16550::transmit(uint8_t byte) {
+    // A serial console ends lines with CR LF; the host's console and log files want LF.
+    if (byte == '\n' && !pending_line_.empty() && pending_line_.back() == '\r') pending_line_.pop_back();
     pending_line_.push_back(static_cast<char>(byte));
     if (byte == '\n' || pending_line_.size() >= kLineLimit) {
         sink_.write({reinterpret_cast<const uint8_t*>(pending_line_.data()), pending_line_.size()});

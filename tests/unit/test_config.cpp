@@ -81,7 +81,8 @@ TEST_CASE("invalid values are rejected with the key path", "[config]") {
         {R"({"machine": {"colour": 2}, "kernel": {"path": "kernel.elf"}})",
          "machine.colour: unknown key (known keys: vcpus, memory_mib, cpu_mode)"},
         {R"({"machine": [], "kernel": {"path": "kernel.elf"}})", "machine: expected an object, got an array"},
-        {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})", "extra: unknown key (known keys: machine, kernel, console)"},
+        {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})",
+         "extra: unknown key (known keys: machine, kernel, console, enlightenments)"},
         {R"({"kernal": {"path": "kernel.elf"}})", "kernal: unknown key (did you mean \"kernel\"?)"},
         {R"({})", "kernel: missing (the guest kernel to boot)"},
         {R"({"kernel": {}})", "kernel.path: missing (path of the guest kernel ELF)"},
@@ -102,6 +103,24 @@ TEST_CASE("invalid values are rejected with the key path", "[config]") {
         INFO(c.json);
         CHECK(error_of(c.json) == c.message);
     }
+}
+
+TEST_CASE("enlightenments are configurable", "[config]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig defaults = parse_config(kMinimal, dir.path());
+    CHECK(defaults.enlightenments.spinlock);
+    CHECK(defaults.enlightenments.spin_count == 4095);
+    const VmConfig set = parse_config(
+        R"({"kernel": {"path": "kernel.elf"}, "enlightenments": {"spinlock": false, "spin_count": 100}})", dir.path());
+    CHECK_FALSE(set.enlightenments.spinlock);
+    CHECK(set.enlightenments.spin_count == 100);
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "enlightenments": {"spinlock": "yes"}})") ==
+          "enlightenments.spinlock: expected true or false, got string \"yes\"");
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "enlightenments": {"spin_count": 0}})") ==
+          "enlightenments.spin_count: must be 1..1073741824, got 0");
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "enlightenments": {"spincount": 5}})") ==
+          "enlightenments.spincount: unknown key (did you mean \"spin_count\"?)");
 }
 
 TEST_CASE("an overlong command line is rejected", "[config]") {

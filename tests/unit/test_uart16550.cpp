@@ -35,6 +35,15 @@ TEST_CASE("the UART delivers output a line at a time", "[uart]") {
     CHECK(sink.writes[1] == "wor");
 }
 
+TEST_CASE("CR LF line ends reach the host console as LF", "[uart]") {
+    StringSink sink;
+    Uart16550 uart(sink);
+    for (char c : std::string("a\r\nb\rc\n")) out(uart, 0, static_cast<uint8_t>(c));
+    REQUIRE(sink.writes.size() == 2);
+    CHECK(sink.writes[0] == "a\n");
+    CHECK(sink.writes[1] == "b\rc\n");  // a lone CR is the guest's business
+}
+
 TEST_CASE("the transmitter is always ready and there is no input", "[uart]") {
     StringSink sink;
     Uart16550 uart(sink);

@@ -84,6 +84,14 @@ public:
         throw ConfigError(key_path(key), fmt::format("{}, got {}", range, value.dump()));
     }
 
+    std::optional<bool> boolean(const std::string& key) const {
+        if (!has(key)) return std::nullopt;
+        const json& value = at(key);
+        if (!value.is_boolean())
+            throw ConfigError(key_path(key), fmt::format("expected true or false, got {}", describe(value)));
+        return value.get<bool>();
+    }
+
     std::optional<std::string> string(const std::string& key) const {
         if (!has(key)) return std::nullopt;
         const json& value = at(key);
@@ -208,6 +216,15 @@ ConsoleConfig parse_console(const json& doc, const PathContext& paths) {
     return console;
 }
 
+EnlightenmentsConfig parse_enlightenments(const json& doc) {
+    EnlightenmentsConfig enlightenments;
+    if (!doc.contains("enlightenments")) return enlightenments;
+    ObjectReader reader(doc.at("enlightenments"), "enlightenments", {"spinlock", "spin_count"});
+    if (auto spinlock = reader.boolean("spinlock")) enlightenments.spinlock = *spinlock;
+    if (auto count = reader.integer("spin_count", 1, kMaxSpinCount)) enlightenments.spin_count = static_cast<uint32_t>(*count);
+    return enlightenments;
+}
+
 // Sets doc[a][b][c] = value for "a.b.c=value". The value is JSON if it parses as JSON
 // (numbers, booleans, quoted strings), otherwise the raw text as a string.
 std::string apply_override(json& doc, const std::string& assignment) {
@@ -276,11 +293,12 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
+    config.enlightenments = parse_enlightenments(doc);
     return config;
 }
 

@@ -32,10 +32,16 @@ struct ConsoleConfig {
     bool to_stdout() const { return output_file.empty(); }
 };
 
+struct EnlightenmentsConfig {
+    bool spinlock = true;       // recommend paravirtual spinlocks (CPUID 0x40000004 EBX)
+    uint32_t spin_count = 4095; // spins before notifying the hypervisor (Hyper-V 2016's default)
+};
+
 struct VmConfig {
     MachineConfig machine;
     KernelConfig kernel;
     ConsoleConfig console;
+    EnlightenmentsConfig enlightenments;
 };
 
 class ConfigError : public std::runtime_error {
@@ -54,6 +60,7 @@ inline constexpr uint32_t kMaxVcpus = 64;
 inline constexpr uint64_t kMinMemoryMib = 16;
 inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
+inline constexpr uint32_t kMaxSpinCount = 1u << 30;
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the

@@ -104,6 +104,28 @@ Vcpu Vm::create_vcpu(uint32_t index) const {
     return Vcpu(std::move(fd), Mapping(run, vcpu_mmap_size_), index);
 }
 
+void Vm::send_msrs_to_user_space(uint32_t first, uint32_t count) {
+    std::vector<uint8_t> deny_all((count + 7) / 8, 0);  // bit clear = denied in kernel = user exit
+    kvm_msr_filter filter{};
+    filter.flags = KVM_MSR_FILTER_DEFAULT_ALLOW;
+    filter.ranges[0].flags = KVM_MSR_FILTER_READ | KVM_MSR_FILTER_WRITE;
+    filter.ranges[0].nmsrs = count;
+    filter.ranges[0].base = first;
+    filter.ranges[0].bitmap = deny_all.data();
+    if (::ioctl(fd_.get(), KVM_X86_SET_MSR_FILTER, &filter) < 0) throw_errno("KVM_X86_SET_MSR_FILTER");
+}
+
+void Vm::add_pio_doorbell(uint16_t port, uint32_t value, int event_fd) {
+    kvm_ioeventfd doorbell{};
+    doorbell.datamatch = value;
+    doorbell.addr = port;
+    doorbell.len = 4;
+    doorbell.fd = event_fd;
+    doorbell.flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH;
+    if (::ioctl(fd_.get(), KVM_IOEVENTFD, &doorbell) < 0)
+        throw_errno(fmt::format("KVM_IOEVENTFD on port {:#x} for value {:#x}", port, value));
+}
+
 UniqueFd Vm::stats_fd() const {
     UniqueFd fd(::ioctl(fd_.get(), KVM_GET_STATS_FD, 0));
     if (!fd.valid()) throw_errno("KVM_GET_STATS_FD (VM)");
@@ -153,6 +175,8 @@ uint64_t Vcpu::tsc_khz() const {
     int khz = ::ioctl(fd_.get(), KVM_GET_TSC_KHZ, 0);
     return khz > 0 ? static_cast<uint64_t>(khz) : 0;
 }
+
+void Vcpu::sync_registers_on_exit() { run_state().kvm_valid_regs = KVM_SYNC_X86_REGS; }
 
 UniqueFd Vcpu::stats_fd() const {
     UniqueFd fd(::ioctl(fd_.get(), KVM_GET_STATS_FD, 0));

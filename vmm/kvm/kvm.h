@@ -43,6 +43,11 @@ public:
     int check_extension(long capability) const;
     Vcpu create_vcpu(uint32_t index) const;
     UniqueFd stats_fd() const;
+    // MSRs in [first, first + count) exit to user space (KVM_X86_SET_MSR_FILTER denies them to
+    // the in-kernel handlers); everything else stays with KVM.
+    void send_msrs_to_user_space(uint32_t first, uint32_t count);
+    // A 4-byte PIO write of `value` to `port` signals `event_fd` in the host kernel, no exit.
+    void add_pio_doorbell(uint16_t port, uint32_t value, int event_fd);
     int fd() const { return fd_.get(); }
 
 private:
@@ -69,6 +74,11 @@ public:
     void set_cpuid(const std::vector<kvm_cpuid_entry2>& entries);
     void set_mp_state(uint32_t state);
     uint64_t tsc_khz() const;  // 0 if the host cannot tell
+    // From now on every exit leaves the general-purpose registers in run_state().s.regs.regs;
+    // write them back with mark_registers_dirty() (KVM_CAP_SYNC_REGS: no ioctl per exit).
+    void sync_registers_on_exit();
+    kvm_regs& synced_registers() const { return run_state().s.regs.regs; }
+    void mark_registers_dirty() { run_state().kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
     UniqueFd stats_fd() const;
     int fd() const { return fd_.get(); }
 

@@ -1,6 +1,7 @@
 #include "machine/machine.h"
 
 #include <poll.h>
+#include <unistd.h>
 #include <sys/ioctl.h>
 
 #include <array>
@@ -11,6 +12,7 @@
 
 #include "boot/boot_setup.h"
 #include "cpu/cpuid.h"
+#include "hvkvm/abi/hypercall.h"
 #include "kvm/kvm_error.h"
 #include "machine/stop_signals.h"
 #include "stats/run_report.h"
@@ -19,6 +21,11 @@ namespace hvkvm::vmm {
 namespace {
 
 constexpr uint64_t kVmxTssAddress = 0xfffbd000;  // needed by VMX hosts, unused elsewhere
+
+// What this VMM needs from KVM, checked up front so that a missing feature is one clear error.
+void require(const Kvm& kvm, long capability, const char* what) {
+    if (!kvm.check_extension(capability)) throw HostError(ENOTSUP, fmt::format("KVM lacks {}", what));
+}
 
 const char* exception_mnemonic(uint32_t vector) {
     static constexpr const char* kNames[32] = {
@@ -41,7 +48,12 @@ std::string sanitize(const char* text, size_t capacity) {
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
     : kvm_(Kvm::open()), vm_(kvm_.create_vm()),
       memory_(GuestMemory::create(spec.config.machine.memory_mib << 20)), timeline_(timeline) {
-    if (!kvm_.check_extension(KVM_CAP_IRQCHIP)) throw HostError(ENOTSUP, "KVM lacks an in-kernel irqchip");
+    require(kvm_, KVM_CAP_IRQCHIP, "an in-kernel irqchip (KVM_CAP_IRQCHIP)");
+    require(kvm_, KVM_CAP_X86_USER_SPACE_MSR, "user-space MSR exits (KVM_CAP_X86_USER_SPACE_MSR)");
+    require(kvm_, KVM_CAP_X86_MSR_FILTER, "MSR filters (KVM_CAP_X86_MSR_FILTER)");
+    require(kvm_, KVM_CAP_IOEVENTFD, "ioeventfds (KVM_CAP_IOEVENTFD)");
+    if (!(kvm_.check_extension(KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS))
+        throw HostError(ENOTSUP, "KVM lacks synced registers (KVM_CAP_SYNC_REGS)");
     if (::ioctl(vm_.fd(), KVM_SET_TSS_ADDR, kVmxTssAddress) < 0)
         spdlog::debug("KVM_SET_TSS_ADDR: {} (not needed on this host)", std::strerror(errno));
     vm_.create_irqchip();
@@ -61,6 +73,8 @@ Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& 
 
     boot_flags_ = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
                   (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{spec.config.machine.vcpus}, memory_);
+    enable_hypervisor_interface(console);
     create_vcpus(spec);
     timeline_.mark_vmm_step("vCPUs created");
 
@@ -70,6 +84,7 @@ Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& 
     bsp.set_sregs(long_mode_sregs(bsp.sregs(), layout.page_tables_gpa));
     bsp.set_regs(entry_regs(spec.kernel.entry, 0));
     tsc_khz_ = bsp.tsc_khz();
+    hypervisor_->set_tsc_khz(tsc_khz_);
 
     write_boot_info(memory_, spec.kernel, layout,
                     BootParameters{spec.config.machine.vcpus, boot_flags_, tsc_khz_, spec.config.kernel.cmdline});
@@ -79,13 +94,37 @@ Machine::~Machine() {
     for (auto& vcpu : vcpus_) vcpu->kick();
 }
 
+// Synthetic MSRs to user space, the guest console and loopback connections, and the ioeventfd
+// doorbells the hypercall page uses (hvkvm/abi/hypercall.h).
+void Machine::enable_hypervisor_interface(ConsoleOutput& console) {
+    namespace hv = abi::hv;
+    vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN);
+    vm_.send_msrs_to_user_space(hv::kSyntheticMsrFirst, hv::kSyntheticMsrLast - hv::kSyntheticMsrFirst + 1);
+
+    hypervisor_->add_message_connection(
+        hv::kConsoleConnectionId, [this, &console](uint32_t type, std::span<const uint8_t> text) {
+            if (type != hv::kMessageTypeConsoleText) return hv::Status::kInvalidParameter;
+            uart_->flush();  // keep the console in order with what the UART already has
+            console.write(text);
+            return hv::Status::kSuccess;
+        });
+    const int loopback = hypervisor_->add_event_connection(hv::kLoopbackEventConnectionId);
+    vm_.add_pio_doorbell(hv::kSignalEventPort, hv::kLoopbackEventConnectionId, loopback);
+}
+
 void Machine::create_vcpus(const MachineSpec& spec) {
     const auto supported = kvm_.supported_cpuid();
     const uint32_t count = spec.config.machine.vcpus;
+    const EnlightenmentsConfig& enlightenments = spec.config.enlightenments;
+    const long host_cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
+    const HypervisorLeaves leaves{enlightenments.spinlock ? enlightenments.spin_count : abi::hv::kSpinCountNeverNotify,
+                                  abi::kMaxVcpus, host_cpus > 0 ? static_cast<uint32_t>(host_cpus) : 0};
     for (uint32_t index = 0; index < count; ++index) {
         Vcpu vcpu = vm_.create_vcpu(index);
-        vcpu.set_cpuid(vcpu_cpuid(supported, index, count));
-        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_}));
+        vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
+        vcpu.sync_registers_on_exit();
+        vm_.add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor_->kick_eventfd(index));
+        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_}));
     }
 }
 
@@ -193,7 +232,7 @@ RunOutcome Machine::describe_guest_crash() const {
     }
 }
 
-void Machine::print_report() const {
+void Machine::print_report() {
     const abi::GuestReport guest = read_guest_report();
     std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
     std::copy(std::begin(guest.phase_tsc), std::end(guest.phase_tsc), phase_tsc.begin());
@@ -210,6 +249,7 @@ void Machine::print_report() const {
         accumulate(report.kvm_vcpu_counters, vcpu->kvm_counters());
     }
     report.vmm_exit_counts = exits.counts();
+    for (const auto& [name, count] : hypervisor_->final_call_counts()) report.hypercalls.emplace_back(name, count);
     report.kvm_vm_counters = vm_stats_->read_counters();
     print_run_report(report, stderr);
 }

@@ -14,6 +14,7 @@
 #include "emulated/uart16550.h"
 #include "exits/io_bus.h"
 #include "host/host_platform.h"
+#include "hypercalls/hypervisor.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
 #include "machine/run_control.h"
@@ -40,7 +41,8 @@ public:
     // Runs until the guest exits, crashes, the VMM fails, or a stop signal arrives.
     RunOutcome run(const StopSignals& signals);
 
-    void print_report() const;
+    // After run(): once, since it drains the hypervisor's doorbell counters.
+    void print_report();
 
 private:
     void on_guest_exit(uint32_t exit_code) override;
@@ -49,6 +51,7 @@ private:
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
 
     void create_vcpus(const MachineSpec& spec);
+    void enable_hypervisor_interface(ConsoleOutput& console);
     RunOutcome describe_guest_crash() const;
     abi::GuestReport read_guest_report() const;
     void wait_for_stop(const StopSignals& signals);
@@ -64,6 +67,7 @@ private:
     std::shared_ptr<devices::Uart16550> uart_;
     std::shared_ptr<devices::DebugDevice> debug_device_;
     std::unique_ptr<KvmStats> vm_stats_;
+    std::unique_ptr<Hypervisor> hypervisor_;
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
 };
 

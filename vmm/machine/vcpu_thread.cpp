@@ -7,6 +7,8 @@
 #include <spdlog/spdlog.h>
 
 #include "exits/io_bus.h"
+#include "hvkvm/abi/hypercall.h"
+#include "hypercalls/hypervisor.h"
 #include "kvm/kvm_error.h"
 #include "machine/run_control.h"
 #include "stats/boot_timeline.h"
@@ -113,6 +115,8 @@ void VcpuThread::handle_exit() {
     switch (run.exit_reason) {
     case KVM_EXIT_IO: handle_io(); return;
     case KVM_EXIT_MMIO: handle_mmio(); return;
+    case KVM_EXIT_X86_RDMSR: handle_msr(false); return;
+    case KVM_EXIT_X86_WRMSR: handle_msr(true); return;
     case KVM_EXIT_SHUTDOWN:
         exit_counters_.count("shutdown (triple fault)");
         stop_for_guest_crash("triple fault (KVM_EXIT_SHUTDOWN)");
@@ -146,6 +150,7 @@ void VcpuThread::handle_io() {
     kvm_run& run = vcpu_.run_state();
     auto* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
     const uint16_t port = run.io.port;
+    if (run.io.direction == KVM_EXIT_IO_OUT && run.io.count == 1 && handle_hypercall_port(port, data, run.io.size)) return;
     bool claimed = true;
     for (uint32_t i = 0; i < run.io.count; ++i, data += run.io.size) {
         if (run.io.direction == KVM_EXIT_IO_OUT)
@@ -160,6 +165,49 @@ void VcpuThread::handle_io() {
         spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
                       run.io.direction == KVM_EXIT_IO_OUT ? "write" : "read");
     }
+}
+
+// The hypercall page's ports (hvkvm/abi/hypercall.h): the generic hypercall exit, and the two
+// doorbells when no ioeventfd matched. Results go back in RAX (and RCX = 1 for doorbells) through
+// the synced registers.
+bool VcpuThread::handle_hypercall_port(uint16_t port, const uint8_t* data, uint32_t size) {
+    namespace hv = abi::hv;
+    if (port != hv::kHypercallPort && port != hv::kSignalEventPort && port != hv::kKickVpPort) return false;
+    kvm_regs& regs = vcpu_.synced_registers();
+    const uint32_t value = size == 4 ? static_cast<uint32_t>(devices::load_le({data, 4})) : 0;
+    Hypervisor& hypervisor = services_.hypervisor;
+    if (port == hv::kHypercallPort) {
+        exit_counters_.count("pio hypercall");
+        regs.rax = hypervisor.hypercall(vcpu_.index(), {regs.rcx, regs.rdx, regs.r8}, services_.control.stop_event_fd());
+    } else if (port == hv::kSignalEventPort) {
+        exit_counters_.count("pio doorbell without ioeventfd (SignalEvent)");
+        regs.rax = hypervisor.signal_event_doorbell(value);
+        regs.rcx = 1;
+    } else {
+        exit_counters_.count("pio doorbell without ioeventfd (KickVp)");
+        regs.rax = hypervisor.kick_vp_doorbell(value);
+        regs.rcx = 1;
+    }
+    vcpu_.mark_registers_dirty();
+    return true;
+}
+
+void VcpuThread::handle_msr(bool write) {
+    kvm_run& run = vcpu_.run_state();
+    const uint32_t msr = run.msr.index;
+    const bool synthetic = msr >= abi::hv::kSyntheticMsrFirst && msr <= abi::hv::kSyntheticMsrLast;
+    exit_counters_.count(synthetic ? (write ? "wrmsr synthetic" : "rdmsr synthetic") : "msr unknown to KVM (#GP)");
+    bool ok = false;
+    if (synthetic && write) {
+        ok = services_.hypervisor.write_msr(vcpu_.index(), msr, run.msr.data);
+    } else if (synthetic) {
+        if (auto value = services_.hypervisor.read_msr(vcpu_.index(), msr)) {
+            run.msr.data = *value;
+            ok = true;
+        }
+    }
+    if (!ok) spdlog::debug("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
+    run.msr.error = ok ? 0 : 1;  // 1: KVM injects #GP
 }
 
 void VcpuThread::handle_mmio() {

@@ -19,11 +19,13 @@ namespace hvkvm::vmm {
 class IoBus;
 class RunControl;
 class BootTimeline;
+class Hypervisor;
 
 struct VcpuServices {
     const IoBus& bus;
     RunControl& control;
     BootTimeline& timeline;
+    Hypervisor& hypervisor;
 };
 
 class VcpuThread {
@@ -52,7 +54,9 @@ private:
     void run_loop();
     void handle_exit();
     void handle_io();
+    bool handle_hypercall_port(uint16_t port, const uint8_t* data, uint32_t size);
     void handle_mmio();
+    void handle_msr(bool write);
     void stop_for_guest_crash(const std::string& what);
 
     Vcpu vcpu_;

@@ -36,6 +36,10 @@ void print_run_report(const RunReport& report, std::FILE* out) {
     fmt::print(out, "--- exits handled by the VMM, all vCPUs: {}\n", total);
     for (const auto& [reason, count] : report.vmm_exit_counts) fmt::print(out, "  {:>10}  {}\n", count, reason);
 
+    if (!report.hypercalls.empty()) {
+        fmt::print(out, "--- hypercalls by code\n");
+        for (const auto& [name, count] : report.hypercalls) fmt::print(out, "  {:>10}  {}\n", count, name);
+    }
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), all vCPUs\n");
     print_counters(out, report.kvm_vcpu_counters);
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), VM\n");

@@ -19,6 +19,7 @@ struct RunReport {
     std::map<std::string, uint64_t> vmm_exit_counts;
     std::vector<KvmStat> kvm_vcpu_counters;  // summed over vCPUs
     std::vector<KvmStat> kvm_vm_counters;
+    std::vector<std::pair<std::string, uint64_t>> hypercalls;
     std::string guest_platform;
 };
 
