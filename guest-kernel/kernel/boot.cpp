@@ -8,6 +8,7 @@
 #include "arch/x86_64/descriptors.h"
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
+#include "hv/hypervisor.h"
 #include "kernel/boot_info.h"
 #include "kernel/console.h"
 #include "kernel/host_interface.h"
@@ -15,6 +16,7 @@
 #include "kernel/panic.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
+#include "kernel/sync/spinlock.h"
 #include "kernel/work/work_queue.h"
 #include "kernel/time.h"
 #include "mm/mm.h"
@@ -74,6 +76,11 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
     time::init(boot_info->tsc_khz);
     mm::init(*boot_info);
     boot_phase_reached(abi::BootPhase::kMemoryReady);
+    if (hv::init(boot_info->vcpu_count)) {
+        console_use_hypervisor_messages();
+        // Single-threaded and no lock held: the one moment the spinlock algorithm may change.
+        if (hv::recommended_spin_count() != abi::hv::kSpinCountNeverNotify) set_spinlock_kind(SpinLockKind::kParavirtualTicket);
+    }
 
     mask_legacy_pic();
     apic::init_boot_cpu();

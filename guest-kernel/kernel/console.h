@@ -8,6 +8,8 @@
 namespace hvkvm::guest {
 
 void console_init();
+// Switches the console to hypervisor messages if the hypervisor interface is available.
+void console_use_hypervisor_messages();
 
 __attribute__((format(printf, 1, 2))) void kprint(const char* format, ...);
 void kprint_v(const char* format, va_list arguments);

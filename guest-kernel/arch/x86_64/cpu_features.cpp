@@ -20,6 +20,7 @@ void read_cpu_features() {
         const uint32_t words[3] = {base.ebx, base.ecx, base.edx};
         for (int i = 0; i < 12; ++i) features.hypervisor_signature[i] = static_cast<char>(words[i / 4] >> (8 * (i % 4)));
         features.hypervisor_signature[12] = '\0';
+        for (uint32_t i = 0; i < 6 && 0x40000000 + i <= base.eax; ++i) features.hypervisor_leaves[i] = cpuid(0x40000000 + i);
     }
 }
 

@@ -4,6 +4,8 @@
 
 #include <stdint.h>
 
+#include "arch/x86_64/cpu.h"
+
 namespace hvkvm::guest::x86 {
 
 struct CpuFeatures {
@@ -12,6 +14,8 @@ struct CpuFeatures {
     bool hypervisor;
     uint32_t max_hypervisor_leaf;
     char hypervisor_signature[13];
+    // The hypervisor leaves 0x40000000..0x40000005 as read (zero where absent).
+    CpuidResult hypervisor_leaves[6];
 };
 
 // Called once, on the boot CPU, early (before convert_to_pvm).

@@ -55,4 +55,14 @@ bool probe_rdmsr(uint32_t msr, uint64_t& value) {
     return !failed;
 }
 
+bool probe_wrmsr(uint32_t msr, uint64_t value) {
+    uint32_t failed = 0;
+    __asm__ volatile("1: wrmsr\n"
+                     "2:\n" PROBE_FIXUP
+                     : [failed] "+r"(failed)
+                     : "c"(msr), "a"(static_cast<uint32_t>(value)), "d"(static_cast<uint32_t>(value >> 32))
+                     : "memory");
+    return !failed;
+}
+
 }  // namespace hvkvm::guest::x86

@@ -18,5 +18,6 @@ uint64_t find_exception_fixup(uint64_t rip);
 bool probe_read(uint64_t address, uint64_t& value);
 bool probe_write(uint64_t address, uint64_t value);
 bool probe_rdmsr(uint32_t msr, uint64_t& value);
+bool probe_wrmsr(uint32_t msr, uint64_t value);
 
 }  // namespace hvkvm::guest::x86
