@@ -1,6 +1,7 @@
 #include "kernel/kernel_main.h"
 
 #include "arch/x86_64/cpu.h"
+#include "bench/spinlock_bench.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
 #include "kernel/console.h"
@@ -37,6 +38,13 @@ void kernel_main(const abi::BootInfo& boot_info) {
     if (found) exit_to_vmm(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size()))
                                ? abi::GuestExitCode::kSuccess
                                : abi::GuestExitCode::kFailure);
+    const StringView bench = cmdline.value("bench", &found);
+    if (found) {
+        bool ok = false;
+        if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock)\n", static_cast<int>(bench.size()), bench.data());
+        exit_to_vmm(ok ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+    }
     if (cmdline.has("hang")) {
         // For tests of the VMM's stop path: a vCPU halted with interrupts off never wakes.
         kprint("hang: halting with interrupts disabled until the VMM stops the VM\n");

@@ -1,6 +1,7 @@
 // Locks and signals under contention from every CPU (with more threads than host cores, the
 // vCPUs themselves are time-shared by the host: lock holders get descheduled mid-section).
 #include "arch/x86_64/per_cpu.h"
+#include "hv/hypervisor.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
 #include "kernel/sync/mutex.h"
@@ -58,6 +59,59 @@ KTEST(sync, spinlock_is_exclusive_under_contention) {
     KEXPECT_EQ(run.guarded.counter, uint64_t{threads} * kIterations);
     KEXPECT_EQ(run.guarded.overlaps, 0u);
     KEXPECT(!run.lock.is_locked());
+}
+
+namespace {
+
+// The same exclusion check for each spinlock algorithm explicitly (the kernel's SpinLock is one
+// of them, chosen at boot).
+template <typename Lock>
+struct AlgorithmRun {
+    Lock lock;
+    Guarded guarded;
+};
+
+template <typename Lock>
+void algorithm_increments(void* context, uint32_t) {
+    auto& run = *static_cast<AlgorithmRun<Lock>*>(context);
+    for (uint32_t i = 0; i < kIterations / 4; ++i) {
+        platform::InterruptsDisabled no_interrupts;
+        run.lock.lock();
+        critical_section(run.guarded);
+        run.lock.unlock();
+    }
+}
+
+template <typename Lock>
+void check_algorithm(ktest::Context& ktest_context, AlgorithmRun<Lock>& run) {
+    run.guarded = {};
+    const uint32_t threads = contenders();
+    KASSERT(test::run_in_threads(threads, Placement::kOnePerCpu, algorithm_increments<Lock>, &run));
+    KEXPECT_EQ(run.guarded.counter, uint64_t{threads} * (kIterations / 4));
+    KEXPECT_EQ(run.guarded.overlaps, 0u);
+}
+
+struct PvYieldLock : PvTicketLock {
+    PvYieldLock() : PvTicketLock(Notify::kYield) {}
+};
+
+}  // namespace
+
+KTEST(sync, every_spinlock_algorithm_is_exclusive) {
+    static AlgorithmRun<TasLock> tas;
+    static AlgorithmRun<TicketLock> ticket;
+    static AlgorithmRun<PvTicketLock> pv_kick;
+    static AlgorithmRun<PvYieldLock> pv_yield;
+    check_algorithm(ktest_context, tas);
+    check_algorithm(ktest_context, pv_kick);
+    check_algorithm(ktest_context, pv_yield);
+    if (smp::online_count() <= 2) check_algorithm(ktest_context, ticket);  // naive: convoys if overcommitted
+    KEXPECT(!pv_kick.lock.is_locked());
+}
+
+KTEST(sync, kernel_spinlock_follows_the_hypervisor_recommendation) {
+    const bool notify = hv::available() && hv::recommended_spin_count() != abi::hv::kSpinCountNeverNotify;
+    KEXPECT(spinlock_kind() == (notify ? SpinLockKind::kParavirtualTicket : SpinLockKind::kTestAndSet));
 }
 
 namespace {
