@@ -1,9 +1,9 @@
 #include "kernel/console.h"
 
-#include "arch/x86_64/cpu.h"
 #include "arch/x86_64/platform/platform.h"
 #include "drivers/uart16550.h"
 #include "hv/hypervisor.h"
+#include "kernel/sync/spinlock.h"
 #include "lib/format.h"
 
 namespace hvkvm::guest {
@@ -11,20 +11,14 @@ namespace {
 
 constexpr size_t kLineBuffer = 512;
 
-// The console device and its lock: one per VM, shared by all CPUs.
+// The console device and its lock: one per VM, shared by all CPUs. The lock is a TasLock, not
+// the kernel's SpinLock: the console is used from the first instructions on, before (and while)
+// the spinlock algorithm is chosen.
 struct Console {
     Uart16550 uart{0x3f8};
-    bool locked = false;
+    TasLock lock;
     bool messages = false;  // send text as hypervisor messages instead of through the UART
 } console;
-
-void lock() {
-    while (__atomic_exchange_n(&console.locked, true, __ATOMIC_ACQUIRE)) {
-        while (__atomic_load_n(&console.locked, __ATOMIC_RELAXED)) x86::pause();
-    }
-}
-
-void unlock() { __atomic_store_n(&console.locked, false, __ATOMIC_RELEASE); }
 
 // Once the hypervisor interface is up, console text goes to the VMM as messages: one exit per
 // 240 bytes instead of one per character through the UART.
@@ -50,9 +44,9 @@ void console_use_hypervisor_messages() { console.messages = hv::available(); }
 
 void console_write(const char* text, size_t length) {
     platform::InterruptsDisabled no_interrupts;
-    lock();
+    console.lock.lock();
     write_to_device(text, length);
-    unlock();
+    console.lock.unlock();
 }
 
 void kprint_v(const char* format, va_list arguments) {
