@@ -89,9 +89,10 @@ void trigger_crash(StringView kind) {
     else if (kind == "panic") panic("deliberate panic (crash=panic)");
     else if (kind == "triple-fault") triple_fault();
     else if (kind == "stack-overflow") stack_overflow();
+    else if (kind == "software-interrupt") __asm__ volatile("int $0x80");  // PVM: KVM internal error
     else {
         kprint("crash=%.*s: unknown kind (known: page-fault, general-protection, invalid-opcode, divide-error, "
-               "breakpoint, panic, triple-fault, stack-overflow)\n", static_cast<int>(kind.size()), kind.data());
+               "breakpoint, panic, triple-fault, stack-overflow, software-interrupt)\n", static_cast<int>(kind.size()), kind.data());
         exit_to_vmm(abi::GuestExitCode::kFailure);
     }
     panic("crash=%.*s: the fault did not happen", static_cast<int>(kind.size()), kind.data());
