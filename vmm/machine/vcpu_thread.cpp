@@ -159,7 +159,7 @@ void VcpuThread::handle_io() {
             claimed = services_.bus.pio_read(port, {data, run.io.size});
     }
     if (claimed) {
-        exit_counters_.count(fmt::format("pio {}", services_.bus.pio_device_name(port)));
+        exit_counters_.count_pio(services_.bus.pio_device_name(port));
     } else {
         exit_counters_.count("pio unclaimed");
         spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
@@ -177,14 +177,14 @@ bool VcpuThread::handle_hypercall_port(uint16_t port, const uint8_t* data, uint3
     const uint32_t value = size == 4 ? static_cast<uint32_t>(devices::load_le({data, 4})) : 0;
     Hypervisor& hypervisor = services_.hypervisor;
     if (port == hv::kHypercallPort) {
-        exit_counters_.count("pio hypercall");
+        exit_counters_.count_pio("hypercall");
         regs.rax = hypervisor.hypercall(vcpu_.index(), {regs.rcx, regs.rdx, regs.r8}, services_.control.stop_event_fd());
     } else if (port == hv::kSignalEventPort) {
-        exit_counters_.count("pio doorbell without ioeventfd (SignalEvent)");
+        exit_counters_.count_pio("doorbell without ioeventfd (SignalEvent)");
         regs.rax = hypervisor.signal_event_doorbell(value);
         regs.rcx = 1;
     } else {
-        exit_counters_.count("pio doorbell without ioeventfd (KickVp)");
+        exit_counters_.count_pio("doorbell without ioeventfd (KickVp)");
         regs.rax = hypervisor.kick_vp_doorbell(value);
         regs.rcx = 1;
     }

@@ -76,7 +76,7 @@ void run_test_thread(void* argument) {
 // Runs one test in a thread of its own (so that it may block, sleep and be preempted), with a
 // time limit: a test that hangs ends the whole run, since a kernel thread cannot be killed.
 bool run_one(const TestCase& test) {
-    TestRun run{&test, {}, {}};
+    TestRun run{&test, {}, Event(Event::Reset::kManual)};
     sched::ThreadOptions options;
     options.name = test.name;
     options.ideal_cpu = 0;
