@@ -1,31 +1,74 @@
-// Interfaces through which the VMM's exit dispatcher reaches emulated devices (the intercept
-// path: every register access is one VM exit). Devices are registered before any vCPU runs and
-// may be called from several vCPU threads at once, so each device guards its own state.
+// The device model. A device is built by its DeviceType from the config and the partition's
+// services (DeviceContext), registers its I/O ranges, interrupt lines and hypervisor connections
+// while it is built, and then lives through start -> (reset ->)* stop -> destruction:
+//   start()  before any vCPU runs: start worker threads, accept work;
+//   reset()  back to the power-on state (a guest reboot); workers keep running;
+//   stop()   every vCPU has stopped: finish or drop queued work, accept no more;
+//   ~Device  joins the device's worker threads (and unregisters nothing: the bus and the
+//            interrupt controller are torn down after every device).
+// Register handlers (PIO/MMIO) run on vCPU threads; anything slow (host I/O, console writes that
+// may block, waiting) belongs on the device's own worker thread, never on a vCPU thread.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
+#include <string>
 #include <string_view>
+
+#include "console/byte_sink.h"
+
+namespace hvkvm::vmm {
+struct VmConfig;
+class IoBus;
+class GuestMemory;
+class InterruptController;
+class Hypervisor;
+}  // namespace hvkvm::vmm
 
 namespace hvkvm::devices {
 
-class PioDevice {
+// What the guest asks of the VMM itself through the debug device (abi/boot.h's debug ports),
+// implemented by the machine.
+class PartitionControl {
 public:
-    virtual ~PioDevice() = default;
-    virtual std::string_view name() const = 0;
-    // `offset` is relative to the device's registered base port; data.size() is 1, 2 or 4.
-    virtual void pio_read(uint16_t offset, std::span<uint8_t> data) = 0;
-    virtual void pio_write(uint16_t offset, std::span<const uint8_t> data) = 0;
+    virtual ~PartitionControl() = default;
+    virtual void on_guest_exit(uint32_t exit_code) = 0;    // abi::GuestExitCode (unchecked)
+    virtual void on_boot_milestone(uint32_t phase) = 0;    // abi::BootPhase (unchecked)
+    virtual void on_start_vcpu(uint32_t request_gpa) = 0;  // abi::VcpuStartRequest (unchecked)
 };
 
-class MmioDevice {
-public:
-    virtual ~MmioDevice() = default;
-    virtual std::string_view name() const = 0;
-    // `offset` is relative to the device's registered base address; data.size() is 1..8.
-    virtual void mmio_read(uint64_t offset, std::span<uint8_t> data) = 0;
-    virtual void mmio_write(uint64_t offset, std::span<const uint8_t> data) = 0;
+// The partition's services, handed to every device factory.
+struct DeviceContext {
+    const vmm::VmConfig& config;
+    vmm::IoBus& bus;
+    vmm::GuestMemory& memory;
+    vmm::InterruptController& interrupts;
+    vmm::Hypervisor& hypervisor;  // message and event connections
+    ByteSink& console;            // the VMM's console output (never blocks)
+    PartitionControl& control;
 };
+
+class Device {
+public:
+    virtual ~Device() = default;
+    virtual std::string_view name() const = 0;
+    virtual void start() {}
+    virtual void reset() {}
+    virtual void stop() {}
+    // One line for the end-of-run report ("" for nothing to say).
+    virtual std::string report() const { return {}; }
+};
+
+// One kind of device: whether a config wants it, and how to build it. Every type is listed once
+// in catalog.cpp.
+struct DeviceType {
+    const char* name;
+    bool (*wanted)(const vmm::VmConfig& config);
+    std::unique_ptr<Device> (*create)(DeviceContext& context);
+};
+
+inline bool always_present(const vmm::VmConfig&) { return true; }
 
 // Little-endian access to the 1/2/4/8-byte data of an exit.
 inline uint64_t load_le(std::span<const uint8_t> data) {

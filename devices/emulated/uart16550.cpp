@@ -24,12 +24,12 @@ constexpr uint8_t kMcrLoopback = 0x10;
 
 }  // namespace
 
-void Uart16550::pio_read(uint16_t offset, std::span<uint8_t> data) {
+void Uart16550::pio_read(uint16_t, uint16_t offset, std::span<uint8_t> data) {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < data.size(); ++i) data[i] = read_register(static_cast<uint16_t>((offset + i) % kRegisterCount));
 }
 
-void Uart16550::pio_write(uint16_t offset, std::span<const uint8_t> data) {
+void Uart16550::pio_write(uint16_t, uint16_t offset, std::span<const uint8_t> data) {
     std::lock_guard lock(mutex_);
     for (size_t i = 0; i < data.size(); ++i) write_register(static_cast<uint16_t>((offset + i) % kRegisterCount), data[i]);
 }

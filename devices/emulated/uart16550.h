@@ -8,12 +8,12 @@
 #include <string>
 #include <string_view>
 
-#include "byte_sink.h"
-#include "device.h"
+#include "console/byte_sink.h"
+#include "exits/io_bus.h"
 
 namespace hvkvm::devices {
 
-class Uart16550 final : public PioDevice {
+class Uart16550 final : public vmm::PioHandler {
 public:
     static constexpr uint16_t kCom1Base = 0x3f8;
     static constexpr uint16_t kRegisterCount = 8;
@@ -22,8 +22,8 @@ public:
     ~Uart16550() override { flush(); }
 
     std::string_view name() const override { return "uart16550"; }
-    void pio_read(uint16_t offset, std::span<uint8_t> data) override;
-    void pio_write(uint16_t offset, std::span<const uint8_t> data) override;
+    void pio_read(uint16_t base, uint16_t offset, std::span<uint8_t> data) override;
+    void pio_write(uint16_t base, uint16_t offset, std::span<const uint8_t> data) override;
 
     // Sends any partial line to the sink (at VM stop, so nothing the guest wrote is lost).
     void flush();

@@ -30,7 +30,7 @@ struct BootedMemory {
 };
 
 BootedMemory boot(uint64_t memory_bytes, const std::string& cmdline = "test=*") {
-    BootedMemory booted{GuestMemory::create(memory_bytes), {}};
+    BootedMemory booted{GuestMemory::create(MemoryLayout::for_ram(memory_bytes)), {}};
     booted.layout = build_boot_page_tables(booted.memory);
     write_boot_info(booted.memory, fake_kernel(0x100000, 0x345678), booted.layout,
                     BootParameters{4, abi::kBootFlagPvmHost | abi::kBootFlagUsePvm, 2600000, cmdline});

@@ -82,7 +82,7 @@ TEST_CASE("invalid values are rejected with the key path", "[config]") {
          "machine.colour: unknown key (known keys: vcpus, memory_mib, cpu_mode)"},
         {R"({"machine": [], "kernel": {"path": "kernel.elf"}})", "machine: expected an object, got an array"},
         {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})",
-         "extra: unknown key (known keys: machine, kernel, console, enlightenments)"},
+         "extra: unknown key (known keys: machine, kernel, console, enlightenments, numa, debug)"},
         {R"({"kernal": {"path": "kernel.elf"}})", "kernal: unknown key (did you mean \"kernel\"?)"},
         {R"({})", "kernel: missing (the guest kernel to boot)"},
         {R"({"kernel": {}})", "kernel.path: missing (path of the guest kernel ELF)"},
@@ -123,9 +123,32 @@ TEST_CASE("enlightenments are configurable", "[config]") {
           "enlightenments.spincount: unknown key (did you mean \"spin_count\"?)");
 }
 
-TEST_CASE("an overlong command line is rejected", "[config]") {
-    const std::string json = R"({"kernel": {"path": "kernel.elf", "cmdline": ")" + std::string(4096, 'a') + "\"}}";
-    CHECK(error_of(json) == "kernel.cmdline: must be at most 4095 bytes, got 4096");
+TEST_CASE("the command line: 4095 bytes fit, 4096 do not", "[config]") {
+    auto with_cmdline = [](const std::string& text) {
+        return R"({"kernel": {"path": "kernel.elf", "cmdline": ")" + text + "\"}}";
+    };
+    CHECK(error_of(with_cmdline(std::string(4095, 'a'))).empty());
+    CHECK(error_of(with_cmdline(std::string(4096, 'a'))) == "kernel.cmdline: must be at most 4095 bytes, got 4096");
+}
+
+TEST_CASE("the command line: every printable ASCII character and nothing else", "[config]") {
+    auto error_for = [](unsigned char c) {
+        return error_of(kMinimal, {std::string("kernel.cmdline=a") + static_cast<char>(c) + "b"});
+    };
+    // The edges of each class: control characters, the printable range, DEL, and bytes >= 0x80.
+    CHECK(error_for(0x01) == "kernel.cmdline: must be printable ASCII, found byte 0x01");
+    CHECK(error_for(0x1f) == "kernel.cmdline: must be printable ASCII, found byte 0x1f");
+    CHECK(error_for(0x20).empty());
+    CHECK(error_for('=').empty());
+    CHECK(error_for(0x7e).empty());
+    CHECK(error_for(0x7f) == "kernel.cmdline: must be printable ASCII, found byte 0x7f");
+    CHECK(error_for(0x80) == "kernel.cmdline: must be printable ASCII, found byte 0x80");
+    CHECK(error_for(0xff) == "kernel.cmdline: must be printable ASCII, found byte 0xff");
+    for (unsigned c = 0x20; c <= 0x7e; ++c) {
+        if (c == '"' || c == '\\') continue;  // JSON syntax in the --set value: tested as JSON strings elsewhere
+        INFO("byte " << c);
+        CHECK(error_for(static_cast<unsigned char>(c)).empty());
+    }
 }
 
 TEST_CASE("JSON syntax errors give line and column", "[config]") {
@@ -172,6 +195,84 @@ TEST_CASE("overridden values are validated like file values", "[config]") {
     CHECK(error_of(kMinimal, {"novalue"}) == "--set novalue: expected dotted.key=value");
     CHECK(error_of(kMinimal, {"=3"}) == "--set =3: expected dotted.key=value");
     CHECK(error_of(kMinimal, {"machine..vcpus=3"}) == "--set machine..vcpus=3: empty key in \"machine..vcpus\"");
+}
+
+namespace {
+
+const std::string kTwoNodes = R"({
+    "machine": {"vcpus": 4, "memory_mib": 512},
+    "kernel": {"path": "kernel.elf"},
+    "numa": {"nodes": [{"vcpus": [0, 1], "memory_mib": 256, "host_node": 0},
+                       {"vcpus": [2, 3], "memory_mib": 256}]}})";
+
+}  // namespace
+
+TEST_CASE("numa.nodes is a list of objects, read element by element", "[config][numa]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(kTwoNodes, dir.path());
+    REQUIRE(config.numa.nodes.size() == 2);
+    CHECK(config.numa.nodes[0].vcpus == std::vector<uint32_t>{0, 1});
+    CHECK(config.numa.nodes[0].host_node == 0u);
+    CHECK_FALSE(config.numa.nodes[1].host_node);
+    CHECK(config.numa.nodes[1].memory_mib == 256);
+    // Without a matrix: 10 local, 20 remote.
+    CHECK(config.numa.distances == std::vector<std::vector<uint32_t>>{{10, 20}, {20, 10}});
+    CHECK_FALSE(parse_config(kMinimal, dir.path()).numa.enabled());
+}
+
+TEST_CASE("errors in a list name the element", "[config][numa]") {
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].memory_mib=255"}) ==
+          "numa.nodes[1].memory_mib: must be a multiple of 2 (guest RAM is mapped in 2 MiB pages), got 255");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].vcpus=[2, 4]"}) == "numa.nodes[1].vcpus[1]: must be 0..3, got 4");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[0].colour=1"}) ==
+          "numa.nodes[0].colour: unknown key (known keys: vcpus, memory_mib, host_node)");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].vcpus=[1, 2, 3]"}) == "numa.nodes[1].vcpus: vCPU 1 is already in numa.nodes[0]");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].vcpus=[2]"}) ==
+          "numa.nodes: vCPU 3 is in no node (every vCPU of machine.vcpus=4 must be)");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].memory_mib=128"}) ==
+          "numa.nodes: the nodes' memory_mib add up to 384, but machine.memory_mib is 512");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1]=3"}) == "numa.nodes[1]: expected an object, got integer 3");
+    CHECK(error_of(kTwoNodes, {"numa.nodes=[]"}) == "numa.nodes: must have 1..8 elements, got 0");
+    CHECK(error_of(kTwoNodes, {"numa.nodes[0].vcpus=\"0\""}) ==
+          "numa.nodes[0].vcpus: expected an array of integers, got string \"0\"");
+}
+
+TEST_CASE("overrides reach into lists by index (--set a[1].b=v), and append at the end", "[config][numa]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(kTwoNodes, dir.path(),
+                                         {"numa.nodes[1].host_node=0", "machine.vcpus=5", "machine.memory_mib=640",
+                                          "numa.nodes[2].vcpus=[4]", "numa.nodes[2].memory_mib=128"});
+    REQUIRE(config.numa.nodes.size() == 3);
+    CHECK(config.numa.nodes[1].host_node == 0u);
+    CHECK(config.numa.nodes[2].vcpus == std::vector<uint32_t>{4});
+    CHECK(error_of(kTwoNodes, {"numa.nodes[3].memory_mib=2"}) ==
+          "numa.nodes: --set numa.nodes[3].memory_mib=2: numa.nodes has 2 elements; index 3 would leave a gap");
+    CHECK(error_of(kTwoNodes, {"machine[0]=1"}) == "machine: --set machine[0]=1: machine is an object, not an array");
+    CHECK(error_of(kMinimal, {"numa.nodes[x]=1"}) == "--set numa.nodes[x]=1: malformed array index in \"numa.nodes[x]\"");
+    CHECK(error_of(kMinimal, {"numa.nodes[1=1"}) == "--set numa.nodes[1=1: malformed array index in \"numa.nodes[1\"");
+    CHECK(error_of(kMinimal, {"numa.nodes[0]x=1"}) == "--set numa.nodes[0]x=1: expected '.' or '[' in \"numa.nodes[0]x\"");
+    CHECK(error_of(kMinimal, {"numa.=1"}) == "--set numa.=1: empty key in \"numa.\"");
+}
+
+TEST_CASE("the NUMA distance matrix follows SLIT rules", "[config][numa]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(kTwoNodes, dir.path(), {"numa.distances=[[10, 255], [255, 10]]"});
+    CHECK(config.numa.distances[0][1] == 255);
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [20, 11]]"}) ==
+          "numa.distances[1][1]: a node's distance to itself must be 10, got 11");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 11], [11, 10]]"}).empty());   // the nearest remote distance
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 10], [10, 10]]"}) ==
+          "numa.distances[0][1]: must be 11..254 (remote) or 255 (unreachable), got 10");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 256], [256, 10]]"}) == "numa.distances[0][1]: must be 0..255, got 256");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [30, 10]]"}) ==
+          "numa.distances[1][0]: is 30 but numa.distances[0][1] is 20 (set numa.asymmetric=true if that is intended)");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [30, 10]]", "numa.asymmetric=true"}).empty());
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20]]"}) == "numa.distances: must have 2..2 elements, got 1");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [20]]"}) ==
+          "numa.distances[1]: must have 2 elements (one per node), got 1");
 }
 
 TEST_CASE("relative paths: config folder for file values, current directory for --set", "[config]") {

@@ -67,7 +67,7 @@ TEST_CASE("a valid kernel ELF is parsed", "[elf]") {
 }
 
 TEST_CASE("loading copies file bytes and zero-fills bss", "[elf]") {
-    GuestMemory memory = GuestMemory::create(16 << 20);
+    GuestMemory memory = GuestMemory::create(MemoryLayout::for_ram(16 << 20));
     std::memset(memory.span(0x101000, 0x1000).data(), 0xff, 0x1000);  // stale data must be cleared
     load_kernel(parse_kernel_elf(TestElf().bytes()), memory);
     CHECK(memory.span(0x100000, 1)[0] == std::byte(0xa0));

@@ -23,7 +23,7 @@ constexpr uint64_t kPage = 0x200000;      // a guest page used for inputs and ou
 constexpr uint64_t kCodePage = 0x300000;  // the hypercall page
 
 struct Partition {
-    GuestMemory memory = GuestMemory::create(16 << 20);
+    GuestMemory memory = GuestMemory::create(MemoryLayout::for_ram(16 << 20));
     Hypervisor hypervisor{HypervisorConfig{4, 2'600'000}, memory};
     std::vector<std::pair<uint32_t, std::string>> messages;
 

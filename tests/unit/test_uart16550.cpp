@@ -15,10 +15,10 @@ public:
     std::vector<std::string> writes;
 };
 
-void out(Uart16550& uart, uint16_t offset, uint8_t value) { uart.pio_write(offset, std::span<const uint8_t>(&value, 1)); }
+void out(Uart16550& uart, uint16_t offset, uint8_t value) { uart.pio_write(Uart16550::kCom1Base, offset, std::span<const uint8_t>(&value, 1)); }
 uint8_t in(Uart16550& uart, uint16_t offset) {
     uint8_t value = 0;
-    uart.pio_read(offset, std::span<uint8_t>(&value, 1));
+    uart.pio_read(Uart16550::kCom1Base, offset, std::span<uint8_t>(&value, 1));
     return value;
 }
 

@@ -11,6 +11,8 @@
 #include <optional>
 #include <sstream>
 
+#include "hvkvm/abi/boot.h"
+
 namespace hvkvm::vmm {
 namespace {
 
@@ -51,6 +53,29 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     return row[b.size()];
 }
 
+// An integer in [min, max], or a ConfigError naming `path`.
+uint64_t integer_value(const json& value, const std::string& path, uint64_t min, uint64_t max) {
+    const std::string range = fmt::format("must be {}..{}", min, max);
+    if (!value.is_number_integer()) throw ConfigError(path, fmt::format("{}, got {}", range, describe(value)));
+    if (value.is_number_unsigned()) {
+        const uint64_t number = value.get<uint64_t>();
+        if (number >= min && number <= max) return number;
+    }
+    throw ConfigError(path, fmt::format("{}, got {}", range, value.dump()));
+}
+
+// An array of integers in [min, max] with at most `max_count` elements.
+std::vector<uint64_t> integer_array(const json& value, const std::string& path, uint64_t min, uint64_t max,
+                                    size_t max_count) {
+    if (!value.is_array()) throw ConfigError(path, fmt::format("expected an array of integers, got {}", describe(value)));
+    if (value.size() > max_count)
+        throw ConfigError(path, fmt::format("must have at most {} elements, got {}", max_count, value.size()));
+    std::vector<uint64_t> numbers;
+    for (size_t i = 0; i < value.size(); ++i)
+        numbers.push_back(integer_value(value[i], fmt::format("{}[{}]", path, i), min, max));
+    return numbers;
+}
+
 // Reads one JSON object against a fixed list of allowed keys. Construction rejects non-objects
 // and unknown keys (with a "did you mean" hint), so typos are reported before anything else.
 class ObjectReader {
@@ -73,15 +98,7 @@ public:
 
     std::optional<uint64_t> integer(const std::string& key, uint64_t min, uint64_t max) const {
         if (!has(key)) return std::nullopt;
-        const json& value = at(key);
-        const std::string range = fmt::format("must be {}..{}", min, max);
-        if (!value.is_number_integer())
-            throw ConfigError(key_path(key), fmt::format("{}, got {}", range, describe(value)));
-        if (value.is_number_unsigned()) {
-            uint64_t number = value.get<uint64_t>();
-            if (number >= min && number <= max) return number;
-        }
-        throw ConfigError(key_path(key), fmt::format("{}, got {}", range, value.dump()));
+        return integer_value(at(key), key_path(key), min, max);
     }
 
     std::optional<bool> boolean(const std::string& key) const {
@@ -98,6 +115,26 @@ public:
         if (!value.is_string())
             throw ConfigError(key_path(key), fmt::format("expected a string, got {}", describe(value)));
         return value.get<std::string>();
+    }
+
+    // The elements of an array-valued key, each with its own path ("numa.nodes[1]"), or nothing
+    // if the key is absent. Throws unless it is an array of min_count..max_count elements.
+    struct Element {
+        std::string path;
+        const json& value;
+    };
+    std::optional<std::vector<Element>> list(const std::string& key, size_t min_count, size_t max_count) const {
+        if (!has(key)) return std::nullopt;
+        const json& value = at(key);
+        if (!value.is_array())
+            throw ConfigError(key_path(key), fmt::format("expected an array, got {}", describe(value)));
+        if (value.size() < min_count || value.size() > max_count)
+            throw ConfigError(key_path(key), fmt::format("must have {}..{} elements, got {}", min_count, max_count,
+                                                         value.size()));
+        std::vector<Element> elements;
+        for (size_t i = 0; i < value.size(); ++i)
+            elements.push_back({fmt::format("{}[{}]", key_path(key), i), value[i]});
+        return elements;
     }
 
     template <typename Enum>
@@ -169,7 +206,7 @@ MachineConfig parse_machine(const json& doc) {
     MachineConfig machine;
     if (!doc.contains("machine")) return machine;
     ObjectReader reader(doc.at("machine"), "machine", {"vcpus", "memory_mib", "cpu_mode"});
-    if (auto vcpus = reader.integer("vcpus", 1, kMaxVcpus)) machine.vcpus = static_cast<uint32_t>(*vcpus);
+    if (auto vcpus = reader.integer("vcpus", 1, abi::kMaxVcpus)) machine.vcpus = static_cast<uint32_t>(*vcpus);
     if (auto memory = reader.integer("memory_mib", kMinMemoryMib, kMaxMemoryMib)) {
         if (*memory % 2 != 0)
             throw ConfigError(reader.key_path("memory_mib"),
@@ -225,6 +262,137 @@ EnlightenmentsConfig parse_enlightenments(const json& doc) {
     return enlightenments;
 }
 
+NumaNodeConfig parse_numa_node(const json& value, const std::string& path, uint32_t vcpu_count) {
+    ObjectReader reader(value, path, {"vcpus", "memory_mib", "host_node"});
+    NumaNodeConfig node;
+    if (!reader.has("vcpus")) throw ConfigError(reader.key_path("vcpus"), "missing (the node's vCPU indices)");
+    for (uint64_t vcpu : integer_array(reader.at("vcpus"), reader.key_path("vcpus"), 0, vcpu_count - 1, vcpu_count))
+        node.vcpus.push_back(static_cast<uint32_t>(vcpu));
+    auto memory = reader.integer("memory_mib", 2, kMaxMemoryMib);
+    if (!memory) throw ConfigError(reader.key_path("memory_mib"), "missing (the node's RAM in MiB)");
+    if (*memory % 2 != 0)
+        throw ConfigError(reader.key_path("memory_mib"),
+                          fmt::format("must be a multiple of 2 (guest RAM is mapped in 2 MiB pages), got {}", *memory));
+    node.memory_mib = *memory;
+    if (auto host = reader.integer("host_node", 0, 1023)) node.host_node = static_cast<uint32_t>(*host);
+    return node;
+}
+
+// Each vCPU in exactly one node; the nodes' RAM adds up to the machine's.
+void check_numa_partition(const NumaConfig& numa, const MachineConfig& machine) {
+    std::vector<int> owner(machine.vcpus, -1);
+    uint64_t memory_mib = 0;
+    for (size_t n = 0; n < numa.nodes.size(); ++n) {
+        for (uint32_t vcpu : numa.nodes[n].vcpus) {
+            if (owner[vcpu] >= 0)
+                throw ConfigError(fmt::format("numa.nodes[{}].vcpus", n),
+                                  fmt::format("vCPU {} is already in numa.nodes[{}]", vcpu, owner[vcpu]));
+            owner[vcpu] = static_cast<int>(n);
+        }
+        memory_mib += numa.nodes[n].memory_mib;
+    }
+    for (uint32_t vcpu = 0; vcpu < machine.vcpus; ++vcpu)
+        if (owner[vcpu] < 0)
+            throw ConfigError("numa.nodes", fmt::format("vCPU {} is in no node (every vCPU of machine.vcpus={} must be)",
+                                                        vcpu, machine.vcpus));
+    if (memory_mib != machine.memory_mib)
+        throw ConfigError("numa.nodes", fmt::format("the nodes' memory_mib add up to {}, but machine.memory_mib is {}",
+                                                    memory_mib, machine.memory_mib));
+}
+
+// A square matrix with SLIT semantics: 10 on the diagonal, 11..254 remote, 255 unreachable;
+// symmetric unless `asymmetric` says otherwise. Absent: 10 local, 20 between any two nodes.
+std::vector<std::vector<uint32_t>> parse_distances(const ObjectReader& reader, size_t node_count, bool asymmetric) {
+    std::vector<std::vector<uint32_t>> distances(node_count, std::vector<uint32_t>(node_count, kDefaultRemoteDistance));
+    for (size_t i = 0; i < node_count; ++i) distances[i][i] = kSlitLocal;
+    auto rows = reader.list("distances", node_count, node_count);
+    if (!rows) return distances;
+    for (size_t i = 0; i < node_count; ++i) {
+        const auto& row = (*rows)[i];
+        const auto values = integer_array(row.value, row.path, 0, kSlitUnreachable, node_count);
+        if (values.size() != node_count)
+            throw ConfigError(row.path, fmt::format("must have {} elements (one per node), got {}", node_count, values.size()));
+        for (size_t j = 0; j < node_count; ++j) {
+            const std::string path = fmt::format("{}[{}]", row.path, j);
+            const auto distance = static_cast<uint32_t>(values[j]);
+            if (i == j && distance != kSlitLocal)
+                throw ConfigError(path, fmt::format("a node's distance to itself must be {}, got {}", kSlitLocal, distance));
+            if (i != j && distance < kSlitRemoteMin)
+                throw ConfigError(path, fmt::format("must be {}..{} (remote) or {} (unreachable), got {}", kSlitRemoteMin,
+                                                    kSlitUnreachable - 1, kSlitUnreachable, distance));
+            distances[i][j] = distance;
+        }
+    }
+    for (size_t i = 0; i < node_count && !asymmetric; ++i)
+        for (size_t j = 0; j < i; ++j)
+            if (distances[i][j] != distances[j][i])
+                throw ConfigError(fmt::format("numa.distances[{}][{}]", i, j),
+                                  fmt::format("is {} but numa.distances[{}][{}] is {} (set numa.asymmetric=true if "
+                                              "that is intended)", distances[i][j], j, i, distances[j][i]));
+    return distances;
+}
+
+NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
+    NumaConfig numa;
+    if (!doc.contains("numa")) return numa;
+    ObjectReader reader(doc.at("numa"), "numa", {"nodes", "distances", "asymmetric", "pin_vcpus"});
+    auto nodes = reader.list("nodes", 1, kMaxNumaNodes);
+    if (!nodes) throw ConfigError("numa.nodes", "missing (one object per virtual NUMA node)");
+    for (const auto& node : *nodes) numa.nodes.push_back(parse_numa_node(node.value, node.path, machine.vcpus));
+    check_numa_partition(numa, machine);
+    numa.distances = parse_distances(reader, numa.nodes.size(), reader.boolean("asymmetric").value_or(false));
+    numa.pin_vcpus = reader.boolean("pin_vcpus").value_or(false);
+    return numa;
+}
+
+DebugConfig parse_debug(const json& doc) {
+    DebugConfig debug;
+    if (!doc.contains("debug")) return debug;
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator"});
+    debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
+    return debug;
+}
+
+// One step of an override path: an object key, or an array index ("nodes[1]" is two steps).
+struct PathStep {
+    std::string key;    // empty for an index
+    size_t index = 0;
+};
+
+// Splits "numa.nodes[1].vcpus" into steps; throws for empty keys or malformed indices.
+std::vector<PathStep> parse_override_path(const std::string& assignment, const std::string& key_path) {
+    std::vector<PathStep> steps;
+    size_t i = 0;
+    auto fail = [&](const std::string& why) {
+        throw ConfigError("", fmt::format("--set {}: {} in \"{}\"", assignment, why, key_path));
+    };
+    while (i < key_path.size()) {
+        const size_t end = key_path.find_first_of(".[", i);
+        const std::string key = key_path.substr(i, end == std::string::npos ? std::string::npos : end - i);
+        if (key.empty()) fail("empty key");
+        steps.push_back({key, 0});
+        i = end == std::string::npos ? key_path.size() : end;
+        while (i < key_path.size() && key_path[i] == '[') {
+            const size_t close = key_path.find(']', i);
+            const std::string digits = key_path.substr(i + 1, close == std::string::npos ? 0 : close - i - 1);
+            if (close == std::string::npos || digits.empty() || digits.size() > 6 ||
+                digits.find_first_not_of("0123456789") != std::string::npos)
+                fail("malformed array index");
+            steps.push_back({"", std::stoul(digits)});
+            i = close + 1;
+        }
+        if (i < key_path.size()) {
+            if (key_path[i] != '.') fail("expected '.' or '['");
+            if (++i == key_path.size()) fail("empty key");
+        }
+    }
+    return steps;
+}
+
+std::string describe_step(const std::string& walked, const PathStep& step) {
+    return step.key.empty() ? fmt::format("{}[{}]", walked, step.index) : join_path(walked, step.key);
+}
+
 // Sets doc[a][b][c] = value for "a.b.c=value". The value is JSON if it parses as JSON
 // (numbers, booleans, quoted strings), otherwise the raw text as a string.
 std::string apply_override(json& doc, const std::string& assignment) {
@@ -234,25 +402,34 @@ std::string apply_override(json& doc, const std::string& assignment) {
     const std::string key_path = assignment.substr(0, equals);
     const std::string text = assignment.substr(equals + 1);
 
-    std::vector<std::string> keys;
-    std::stringstream stream(key_path);
-    for (std::string key; std::getline(stream, key, '.');) keys.push_back(key);
-    if (key_path.back() == '.' || std::any_of(keys.begin(), keys.end(), [](auto& k) { return k.empty(); }))
-        throw ConfigError("", fmt::format("--set {}: empty key in \"{}\"", assignment, key_path));
-
+    const std::vector<PathStep> steps = parse_override_path(assignment, key_path);
     json* node = &doc;
     std::string walked;
-    for (size_t i = 0; i + 1 < keys.size(); ++i) {
-        walked = join_path(walked, keys[i]);
-        json& child = (*node)[keys[i]];
-        if (child.is_null()) child = json::object();
-        if (!child.is_object())
-            throw ConfigError(walked, fmt::format("--set {}: {} is {}, not an object", assignment,
-                                                  walked, describe(child)));
-        node = &child;
+    for (size_t i = 0; i < steps.size(); ++i) {
+        const PathStep& step = steps[i];
+        const bool last = i + 1 == steps.size();
+        if (step.key.empty()) {
+            // An index may name an existing element or the one just past the end (appending).
+            if (node->is_null()) *node = json::array();
+            if (!node->is_array())
+                throw ConfigError(walked, fmt::format("--set {}: {} is {}, not an array", assignment, walked, describe(*node)));
+            if (step.index > node->size())
+                throw ConfigError(walked, fmt::format("--set {}: {} has {} elements; index {} would leave a gap",
+                                                      assignment, walked, node->size(), step.index));
+            if (step.index == node->size()) node->push_back(nullptr);
+            node = &(*node)[step.index];
+        } else {
+            if (node->is_null()) *node = json::object();
+            if (!node->is_object())
+                throw ConfigError(walked, fmt::format("--set {}: {} is {}, not an object", assignment, walked, describe(*node)));
+            node = &(*node)[step.key];
+        }
+        walked = describe_step(walked, step);
+        if (last) {
+            json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
+            *node = value.is_discarded() ? json(text) : value;
+        }
     }
-    json value = json::parse(text, nullptr, /*allow_exceptions=*/false);
-    (*node)[keys.back()] = value.is_discarded() ? json(text) : value;
     return key_path;
 }
 
@@ -293,12 +470,14 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments", "numa", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
     config.enlightenments = parse_enlightenments(doc);
+    config.numa = parse_numa(doc, config.machine);
+    config.debug = parse_debug(doc);
     return config;
 }
 

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <stdexcept>
 #include <string>
@@ -37,11 +38,33 @@ struct EnlightenmentsConfig {
     uint32_t spin_count = 4095; // spins before notifying the hypervisor (Hyper-V 2016's default)
 };
 
+struct NumaNodeConfig {
+    std::vector<uint32_t> vcpus;      // vCPU indices; every vCPU is in exactly one node
+    uint64_t memory_mib = 0;          // even; the nodes' sizes add up to machine.memory_mib
+    std::optional<uint32_t> host_node;  // bind this node's RAM to that host node
+};
+
+// Virtual NUMA topology. Empty `nodes`: one node holding every vCPU and all RAM.
+struct NumaConfig {
+    std::vector<NumaNodeConfig> nodes;
+    // distances[i][j]: SLIT semantics, 10 local, 11..254 remote, 255 unreachable.
+    std::vector<std::vector<uint32_t>> distances;
+    bool pin_vcpus = false;  // pin each vCPU thread to its node's host CPUs
+    bool enabled() const { return !nodes.empty(); }
+};
+
+// Test and diagnostic devices.
+struct DebugConfig {
+    bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
+};
+
 struct VmConfig {
     MachineConfig machine;
     KernelConfig kernel;
     ConsoleConfig console;
     EnlightenmentsConfig enlightenments;
+    NumaConfig numa;
+    DebugConfig debug;
 };
 
 class ConfigError : public std::runtime_error {
@@ -56,11 +79,13 @@ private:
     std::string key_path_;
 };
 
-inline constexpr uint32_t kMaxVcpus = 64;
 inline constexpr uint64_t kMinMemoryMib = 16;
 inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
 inline constexpr uint32_t kMaxSpinCount = 1u << 30;
+inline constexpr uint32_t kMaxNumaNodes = 8;
+inline constexpr uint32_t kSlitLocal = 10, kSlitRemoteMin = 11, kSlitUnreachable = 255;
+inline constexpr uint32_t kDefaultRemoteDistance = 20;
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the

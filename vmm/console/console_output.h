@@ -4,7 +4,7 @@
 #include <filesystem>
 #include <mutex>
 
-#include "byte_sink.h"
+#include "console/byte_sink.h"
 #include "kvm/unique_fd.h"
 
 namespace hvkvm::vmm {

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fmt/format.h>
 
+#include "hvkvm/abi/boot.h"
 #include "hypercalls/hypercall_page.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm_error.h"
@@ -19,7 +20,6 @@ namespace {
 using namespace abi::hv;
 
 constexpr uint64_t kApicFrequencyHz = 1'000'000'000;  // KVM's emulated LAPIC bus: 1 ns per tick
-constexpr uint64_t kPageSize = 4096;
 
 uint64_t result(Status status) { return static_cast<uint64_t>(status); }
 
@@ -54,8 +54,8 @@ Hypervisor::Hypervisor(const HypervisorConfig& config, GuestMemory& memory)
     for (uint32_t vp = 0; vp < config.vcpu_count; ++vp) kick_fds_.push_back(make_eventfd("eventfd for VP kicks"));
 }
 
-void Hypervisor::add_message_connection(uint32_t connection_id, MessageHandler handler) {
-    message_connections_[connection_id & kConnectionIdMask] = std::move(handler);
+void Hypervisor::add_message_connection(uint32_t connection_id, std::unique_ptr<MessageEndpoint> endpoint) {
+    message_connections_[connection_id & kConnectionIdMask] = std::move(endpoint);
 }
 
 int Hypervisor::add_event_connection(uint32_t connection_id) {
@@ -112,10 +112,10 @@ bool Hypervisor::enable_hypercall_page_locked(uint64_t value) {
     const bool enable = (value & kHypercallEnable) && guest_os_id_ != 0;  // TLFS: needs an OS id first
     if (enable) {
         const uint64_t gpa = (value >> kHypercallGpfnShift) << kHypercallGpfnShift;
-        auto page = memory_.translate(gpa, kPageSize);
+        auto page = memory_.translate(gpa, abi::kPageSize);
         if (!page) return false;  // not RAM: #GP
         const auto code = hypercall_page_code();
-        std::memset(page->data(), 0xcc, kPageSize);  // int3 beyond the code
+        std::memset(page->data(), 0xcc, abi::kPageSize);  // int3 beyond the code
         std::memcpy(page->data(), code.data(), code.size());
     }
     hypercall_msr_ = enable ? value : (value & ~kHypercallEnable);
@@ -123,7 +123,7 @@ bool Hypervisor::enable_hypercall_page_locked(uint64_t value) {
 }
 
 std::optional<std::span<uint8_t>> Hypervisor::call_buffer(uint64_t gpa, uint64_t length) const {
-    if (gpa % 8 != 0 || (gpa % kPageSize) + length > kPageSize) return std::nullopt;
+    if (gpa % 8 != 0 || (gpa % abi::kPageSize) + length > abi::kPageSize) return std::nullopt;
     auto bytes = memory_.translate(gpa, length);
     if (!bytes) return std::nullopt;
     return std::span<uint8_t>(reinterpret_cast<uint8_t*>(bytes->data()), bytes->size());
@@ -185,9 +185,9 @@ Hypervisor::Status Hypervisor::post_message(const HypercallRegisters& registers)
     if (message.connection_id & ~kConnectionIdMask || message.reserved != 0) return Status::kInvalidParameter;
     if (message.message_type == 0 || (message.message_type & 0x80000000u)) return Status::kInvalidParameter;
     if (message.payload_size > kMessagePayloadMax) return Status::kInvalidParameter;
-    auto handler = message_connections_.find(message.connection_id);
-    if (handler == message_connections_.end()) return Status::kInvalidConnectionId;
-    return handler->second(message.message_type, {message.payload, message.payload_size});
+    auto endpoint = message_connections_.find(message.connection_id);
+    if (endpoint == message_connections_.end()) return Status::kInvalidConnectionId;
+    return endpoint->second->deliver(message.connection_id, message.message_type, {message.payload, message.payload_size});
 }
 
 Hypervisor::Status Hypervisor::signal_event(uint32_t connection_id, uint32_t flag_number) {

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "hvkvm/abi/hypercall.h"
+#include "hypercalls/message_endpoint.h"
 #include "kvm/unique_fd.h"
 
 namespace hvkvm::vmm {
@@ -39,13 +41,16 @@ struct HypercallRegisters {
 
 class Hypervisor {
 public:
-    using MessageHandler = std::function<abi::hv::Status(uint32_t message_type, std::span<const uint8_t> payload)>;
+    using MessageHandler = LocalMessageEndpoint::Handler;
 
     Hypervisor(const HypervisorConfig& config, GuestMemory& memory);
 
     // Host components register where guest messages and events for a connection go. Before the
     // VM runs only.
-    void add_message_connection(uint32_t connection_id, MessageHandler handler);
+    void add_message_connection(uint32_t connection_id, std::unique_ptr<MessageEndpoint> endpoint);
+    void add_message_connection(uint32_t connection_id, MessageHandler handler) {
+        add_message_connection(connection_id, std::make_unique<LocalMessageEndpoint>(std::move(handler)));
+    }
     // Returns the eventfd a SignalEvent on the connection increments (the VMM registers it as an
     // ioeventfd on kSignalEventPort matched on the connection id, too).
     int add_event_connection(uint32_t connection_id);
@@ -100,7 +105,7 @@ private:
     uint64_t guest_os_id_ = 0;
     uint64_t hypercall_msr_ = 0;
 
-    std::map<uint32_t, MessageHandler> message_connections_;
+    std::map<uint32_t, std::unique_ptr<MessageEndpoint>> message_connections_;
     std::map<uint32_t, UniqueFd> event_connections_;
     std::vector<UniqueFd> kick_fds_;
     std::atomic<uint64_t> kicks_consumed_{0};

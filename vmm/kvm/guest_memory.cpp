@@ -2,46 +2,52 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 #include <cstring>
 #include <fmt/format.h>
 #include <stdexcept>
 
+#include "hvkvm/abi/align.h"
 #include "hvkvm/abi/boot.h"
 #include "kvm/kvm.h"
 #include "kvm/kvm_error.h"
 
 namespace hvkvm::vmm {
 
-GuestMemory GuestMemory::create(uint64_t bytes) {
-    if (bytes == 0 || bytes % abi::kLargePageSize != 0)
-        throw std::invalid_argument(fmt::format("guest RAM size {:#x} is not a multiple of 2 MiB", bytes));
+Mapping GuestMemory::map(int memfd, uint64_t bytes) {
+    void* address = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, memfd, 0);
+    if (address == MAP_FAILED) throw_errno(fmt::format("mmap {} MiB of guest RAM", bytes >> 20));
+    return Mapping(address, bytes);
+}
 
+GuestMemory GuestMemory::create(const MemoryLayout& layout) {
     UniqueFd memfd(::memfd_create("hvkvm-guest-ram", MFD_CLOEXEC));
     if (!memfd.valid()) throw_errno("memfd_create for guest RAM");
-    if (::ftruncate(memfd.get(), static_cast<off_t>(bytes)) < 0)
-        throw_errno(fmt::format("ftruncate guest RAM to {} MiB", bytes >> 20));
-    void* address = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                           memfd.get(), 0);
-    if (address == MAP_FAILED) throw_errno(fmt::format("mmap {} MiB of guest RAM", bytes >> 20));
-    Mapping mapping(address, bytes);
+    if (::ftruncate(memfd.get(), static_cast<off_t>(layout.ram_bytes())) < 0)
+        throw_errno(fmt::format("ftruncate guest RAM to {} MiB", layout.ram_bytes() >> 20));
+    Mapping mapping = map(memfd.get(), layout.ram_bytes());
+    return GuestMemory(std::move(memfd), std::move(mapping), layout);
+}
 
-    std::vector<RamRegion> regions;
-    const uint64_t low = std::min(bytes, abi::kMmioHoleStart);
-    regions.push_back({0, low, 0});
-    if (bytes > low) regions.push_back({abi::kMmioHoleEnd, bytes - low, low});
-    return GuestMemory(std::move(memfd), std::move(mapping), bytes, std::move(regions));
+GuestMemory GuestMemory::attach(UniqueFd memfd, const MemoryLayout& layout) {
+    struct stat status {};
+    if (::fstat(memfd.get(), &status) < 0) throw_errno("fstat of the guest-RAM memfd");
+    if (static_cast<uint64_t>(status.st_size) < layout.ram_bytes())
+        throw HostError(EINVAL, fmt::format("guest-RAM memfd holds {} bytes, the layout needs {}", status.st_size,
+                                            layout.ram_bytes()));
+    Mapping mapping = map(memfd.get(), layout.ram_bytes());
+    return GuestMemory(std::move(memfd), std::move(mapping), layout);
+}
+
+std::byte* GuestMemory::host_address(const RamRegion& region) const {
+    return static_cast<std::byte*>(mapping_.get()) + region.memfd_offset;
 }
 
 std::optional<std::span<std::byte>> GuestMemory::translate(uint64_t gpa, uint64_t length) const {
-    for (const RamRegion& region : regions_) {
-        if (gpa < region.gpa || gpa >= region.gpa_end()) continue;
-        const uint64_t offset_in_region = gpa - region.gpa;
-        if (length > region.size - offset_in_region) return std::nullopt;
-        auto* base = static_cast<std::byte*>(mapping_.get()) + region.memfd_offset + offset_in_region;
-        return std::span<std::byte>(base, length);
-    }
-    return std::nullopt;
+    const RamRegion* region = layout_.region_containing(gpa, length);
+    if (!region) return std::nullopt;
+    return std::span<std::byte>(host_address(*region) + (gpa - region->gpa), length);
 }
 
 std::span<std::byte> GuestMemory::span(uint64_t gpa, uint64_t length) const {
@@ -51,9 +57,9 @@ std::span<std::byte> GuestMemory::span(uint64_t gpa, uint64_t length) const {
 
 void GuestMemory::zero(uint64_t gpa, uint64_t length) {
     std::span<std::byte> bytes = span(gpa, length);
-    const uint64_t first_page = (gpa + abi::kPageSize - 1) & ~(abi::kPageSize - 1);
+    const uint64_t first_page = abi::align_up(gpa, abi::kPageSize);
     const uint64_t end = gpa + length;
-    const uint64_t last_page = end & ~(abi::kPageSize - 1);
+    const uint64_t last_page = abi::align_down(end, abi::kPageSize);
     if (last_page <= first_page) {
         std::memset(bytes.data(), 0, length);
         return;
@@ -69,10 +75,7 @@ void GuestMemory::zero(uint64_t gpa, uint64_t length) {
 
 void GuestMemory::register_with(Vm& vm) const {
     uint32_t slot = 0;
-    for (const RamRegion& region : regions_) {
-        auto* host = static_cast<std::byte*>(mapping_.get()) + region.memfd_offset;
-        vm.set_memory_region(slot++, region.gpa, region.size, host);
-    }
+    for (const RamRegion& region : regions()) vm.set_memory_region(slot++, region.gpa, region.size, host_address(region));
 }
 
 }  // namespace hvkvm::vmm

@@ -1,6 +1,6 @@
-// Guest RAM: one memfd (so that the root-partition process can map the very same pages later),
-// mapped once into the VMM and exposed to KVM as one or two memory slots. RAM beyond 3 GiB is
-// placed above 4 GiB so that the 32-bit MMIO hole (LAPIC, IOAPIC) stays free.
+// Guest RAM: one memfd laid out by a MemoryLayout, mapped once into this process. The VMM
+// creates it (and registers it with KVM as one slot per region); the root-partition process
+// attaches to the very same memfd with the same layout, so both see the same pages.
 //
 // Every access on behalf of the guest goes through translate(), which checks that the whole range
 // lies inside one RAM region: guest-controlled addresses are never used unchecked.
@@ -10,28 +10,25 @@
 #include <cstdint>
 #include <optional>
 #include <span>
-#include <vector>
 
+#include "kvm/memory_layout.h"
 #include "kvm/unique_fd.h"
 
 namespace hvkvm::vmm {
 
 class Vm;
 
-struct RamRegion {
-    uint64_t gpa;
-    uint64_t size;
-    uint64_t memfd_offset;
-    uint64_t gpa_end() const { return gpa + size; }
-};
-
 class GuestMemory {
 public:
-    // Creates zero-filled guest RAM of `bytes` bytes (a multiple of 2 MiB).
-    static GuestMemory create(uint64_t bytes);
+    // Creates zero-filled guest RAM for `layout`.
+    static GuestMemory create(const MemoryLayout& layout);
+    // Maps an existing guest-RAM memfd (received from the VMM). Throws HostError if the memfd is
+    // smaller than the layout needs or cannot be mapped.
+    static GuestMemory attach(UniqueFd memfd, const MemoryLayout& layout);
 
-    uint64_t size() const { return size_; }
-    const std::vector<RamRegion>& regions() const { return regions_; }
+    const MemoryLayout& layout() const { return layout_; }
+    uint64_t size() const { return layout_.ram_bytes(); }
+    const std::vector<RamRegion>& regions() const { return layout_.ram(); }
     int memfd() const { return memfd_.get(); }
 
     // The host view of [gpa, gpa + length), or nullopt unless the whole range is guest RAM
@@ -54,14 +51,14 @@ public:
     void register_with(Vm& vm) const;
 
 private:
-    GuestMemory(UniqueFd memfd, Mapping mapping, uint64_t size, std::vector<RamRegion> regions)
-        : memfd_(std::move(memfd)), mapping_(std::move(mapping)), size_(size),
-          regions_(std::move(regions)) {}
+    GuestMemory(UniqueFd memfd, Mapping mapping, MemoryLayout layout)
+        : memfd_(std::move(memfd)), mapping_(std::move(mapping)), layout_(std::move(layout)) {}
+    static Mapping map(int memfd, uint64_t bytes);
+    std::byte* host_address(const RamRegion& region) const;
 
     UniqueFd memfd_;
     Mapping mapping_;
-    uint64_t size_;
-    std::vector<RamRegion> regions_;
+    MemoryLayout layout_;
 };
 
 }  // namespace hvkvm::vmm

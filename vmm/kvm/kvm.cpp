@@ -47,18 +47,6 @@ std::vector<kvm_cpuid_entry2> Kvm::supported_cpuid() const {
     throw HostError(E2BIG, "KVM_GET_SUPPORTED_CPUID: too many entries");
 }
 
-std::vector<uint32_t> Kvm::msr_index_list() const {
-    uapi::MsrListHeader probe{};
-    if (::ioctl(fd_.get(), uapi::kGetMsrIndexList, &probe) < 0 && errno != E2BIG)
-        throw_errno("KVM_GET_MSR_INDEX_LIST");
-    std::vector<uint8_t> buffer(sizeof(uapi::MsrListHeader) + probe.nmsrs * sizeof(uint32_t));
-    auto* header = reinterpret_cast<uapi::MsrListHeader*>(buffer.data());
-    header->nmsrs = probe.nmsrs;
-    if (::ioctl(fd_.get(), uapi::kGetMsrIndexList, buffer.data()) < 0) throw_errno("KVM_GET_MSR_INDEX_LIST");
-    const auto* indices = reinterpret_cast<const uint32_t*>(header + 1);
-    return {indices, indices + header->nmsrs};
-}
-
 Vm Kvm::create_vm() const {
     int fd = -1;
     // KVM_CREATE_VM can fail transiently with EINTR while the host is busy.
@@ -124,6 +112,34 @@ void Vm::add_pio_doorbell(uint16_t port, uint32_t value, int event_fd) {
     doorbell.flags = KVM_IOEVENTFD_FLAG_PIO | KVM_IOEVENTFD_FLAG_DATAMATCH;
     if (::ioctl(fd_.get(), KVM_IOEVENTFD, &doorbell) < 0)
         throw_errno(fmt::format("KVM_IOEVENTFD on port {:#x} for value {:#x}", port, value));
+}
+
+void Vm::set_gsi_routing(std::span<const kvm_irq_routing_entry> routes) {
+    std::vector<uint8_t> buffer(sizeof(uapi::IrqRoutingHeader) + routes.size() * sizeof(kvm_irq_routing_entry));
+    auto* header = reinterpret_cast<uapi::IrqRoutingHeader*>(buffer.data());
+    header->nr = static_cast<uint32_t>(routes.size());
+    std::copy(routes.begin(), routes.end(), reinterpret_cast<kvm_irq_routing_entry*>(header + 1));
+    if (::ioctl(fd_.get(), uapi::kSetGsiRouting, buffer.data()) < 0)
+        throw_errno(fmt::format("KVM_SET_GSI_ROUTING with {} routes", routes.size()));
+}
+
+void Vm::assign_irqfd(int event_fd, uint32_t gsi, int resample_fd) {
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<uint32_t>(event_fd);
+    irqfd.gsi = gsi;
+    if (resample_fd >= 0) {
+        irqfd.flags = KVM_IRQFD_FLAG_RESAMPLE;
+        irqfd.resamplefd = static_cast<uint32_t>(resample_fd);
+    }
+    if (::ioctl(fd_.get(), KVM_IRQFD, &irqfd) < 0) throw_errno(fmt::format("KVM_IRQFD for GSI {}", gsi));
+}
+
+void Vm::deassign_irqfd(int event_fd, uint32_t gsi) noexcept {
+    kvm_irqfd irqfd{};
+    irqfd.fd = static_cast<uint32_t>(event_fd);
+    irqfd.gsi = gsi;
+    irqfd.flags = KVM_IRQFD_FLAG_DEASSIGN;
+    ::ioctl(fd_.get(), KVM_IRQFD, &irqfd);  // only fails if it was never assigned
 }
 
 UniqueFd Vm::stats_fd() const {

@@ -6,6 +6,7 @@
 #include <linux/kvm.h>
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -23,7 +24,6 @@ public:
     int check_extension(long capability) const;
     size_t vcpu_mmap_size() const { return vcpu_mmap_size_; }
     std::vector<kvm_cpuid_entry2> supported_cpuid() const;
-    std::vector<uint32_t> msr_index_list() const;
     Vm create_vm() const;
     int fd() const { return fd_.get(); }
 
@@ -48,6 +48,12 @@ public:
     void send_msrs_to_user_space(uint32_t first, uint32_t count);
     // A 4-byte PIO write of `value` to `port` signals `event_fd` in the host kernel, no exit.
     void add_pio_doorbell(uint16_t port, uint32_t value, int event_fd);
+    // Replaces the whole GSI routing table (KVM_SET_GSI_ROUTING).
+    void set_gsi_routing(std::span<const kvm_irq_routing_entry> routes);
+    // Writing `event_fd` raises `gsi` in the host kernel (KVM_IRQFD). With a `resample_fd` the
+    // GSI is level-triggered: it stays asserted until the guest's EOI, which signals resample_fd.
+    void assign_irqfd(int event_fd, uint32_t gsi, int resample_fd = -1);
+    void deassign_irqfd(int event_fd, uint32_t gsi) noexcept;
     int fd() const { return fd_.get(); }
 
 private:

@@ -20,17 +20,6 @@ struct CpuidHeader {  // struct kvm_cpuid2 without its entries[]
 };
 static_assert(sizeof(CpuidHeader) == 8);
 
-struct MsrListHeader {  // struct kvm_msr_list without its indices[]
-    uint32_t nmsrs;
-};
-static_assert(sizeof(MsrListHeader) == 4);
-
-struct MsrsHeader {  // struct kvm_msrs without its entries[]
-    uint32_t nmsrs;
-    uint32_t pad;
-};
-static_assert(sizeof(MsrsHeader) == 8);
-
 struct IrqRoutingHeader {  // struct kvm_irq_routing without its entries[]
     uint32_t nr;
     uint32_t flags;
@@ -48,9 +37,6 @@ static_assert(sizeof(StatsDescriptor) == 16);
 
 inline constexpr unsigned long kGetSupportedCpuid = _IOWR(KVMIO, 0x05, CpuidHeader);
 inline constexpr unsigned long kSetCpuid2 = _IOW(KVMIO, 0x90, CpuidHeader);
-inline constexpr unsigned long kGetMsrIndexList = _IOWR(KVMIO, 0x02, MsrListHeader);
-inline constexpr unsigned long kGetMsrs = _IOWR(KVMIO, 0x88, MsrsHeader);
-inline constexpr unsigned long kSetMsrs = _IOW(KVMIO, 0x89, MsrsHeader);
 inline constexpr unsigned long kSetGsiRouting = _IOW(KVMIO, 0x6a, IrqRoutingHeader);
 
 }  // namespace hvkvm::vmm::uapi

@@ -2,7 +2,6 @@
 
 #include <poll.h>
 #include <unistd.h>
-#include <sys/ioctl.h>
 
 #include <array>
 #include <cstddef>
@@ -11,8 +10,10 @@
 #include <spdlog/spdlog.h>
 
 #include "boot/boot_setup.h"
+#include "catalog.h"
 #include "cpu/cpuid.h"
 #include "hvkvm/abi/hypercall.h"
+#include "hvkvm/abi/x86_exceptions.h"
 #include "kvm/kvm_error.h"
 #include "machine/stop_signals.h"
 #include "stats/run_report.h"
@@ -20,19 +21,9 @@
 namespace hvkvm::vmm {
 namespace {
 
-constexpr uint64_t kVmxTssAddress = 0xfffbd000;  // needed by VMX hosts, unused elsewhere
-
-// What this VMM needs from KVM, checked up front so that a missing feature is one clear error.
-void require(const Kvm& kvm, long capability, const char* what) {
-    if (!kvm.check_extension(capability)) throw HostError(ENOTSUP, fmt::format("KVM lacks {}", what));
-}
-
 const char* exception_mnemonic(uint32_t vector) {
-    static constexpr const char* kNames[32] = {
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "(coprocessor overrun)", "#TS",
-        "#NP", "#SS", "#GP", "#PF", "(reserved)", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
-    if (vector < 32 && kNames[vector]) return kNames[vector];
-    return vector < 32 ? "(reserved)" : "interrupt";
+    const abi::ExceptionName* name = abi::exception_name(vector);
+    return name ? name->mnemonic : "interrupt";
 }
 
 // A guest-written string, bounded and reduced to printable ASCII.
@@ -46,96 +37,68 @@ std::string sanitize(const char* text, size_t capacity) {
 }  // namespace
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
-    : kvm_(Kvm::open()), vm_(kvm_.create_vm()),
-      memory_(GuestMemory::create(spec.config.machine.memory_mib << 20)), timeline_(timeline) {
-    require(kvm_, KVM_CAP_IRQCHIP, "an in-kernel irqchip (KVM_CAP_IRQCHIP)");
-    require(kvm_, KVM_CAP_X86_USER_SPACE_MSR, "user-space MSR exits (KVM_CAP_X86_USER_SPACE_MSR)");
-    require(kvm_, KVM_CAP_X86_MSR_FILTER, "MSR filters (KVM_CAP_X86_MSR_FILTER)");
-    require(kvm_, KVM_CAP_IOEVENTFD, "ioeventfds (KVM_CAP_IOEVENTFD)");
-    if (!(kvm_.check_extension(KVM_CAP_SYNC_REGS) & KVM_SYNC_X86_REGS))
-        throw HostError(ENOTSUP, "KVM lacks synced registers (KVM_CAP_SYNC_REGS)");
-    if (::ioctl(vm_.fd(), KVM_SET_TSS_ADDR, kVmxTssAddress) < 0)
-        spdlog::debug("KVM_SET_TSS_ADDR: {} (not needed on this host)", std::strerror(errno));
-    vm_.create_irqchip();
-    timeline_.mark_vmm_step("VM and guest RAM created");
-    memory_.register_with(vm_);
-    vm_stats_ = std::make_unique<KvmStats>(vm_.stats_fd());
-
-    load_kernel(spec.kernel, memory_);
-    write_boot_gdt(memory_);
-    const BootLayout layout = build_boot_page_tables(memory_);
-    timeline_.mark_vmm_step("kernel loaded, page tables built");
-
-    uart_ = std::make_shared<devices::Uart16550>(console);
-    debug_device_ = std::make_shared<devices::DebugDevice>(static_cast<devices::DebugDevice::Listener&>(*this));
-    bus_.register_pio(devices::Uart16550::kCom1Base, devices::Uart16550::kRegisterCount, uart_);
-    bus_.register_pio(abi::kDebugExitPort, devices::DebugDevice::kPortCount, debug_device_);
-
-    boot_flags_ = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
-                  (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
-    hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{spec.config.machine.vcpus}, memory_);
-    enable_hypervisor_interface(console);
-    create_vcpus(spec);
-    timeline_.mark_vmm_step("vCPUs created");
-
-    // The BSP starts at the kernel entry; APs are started later, on the guest's request.
-    vcpus_.front()->claim_start();
-    Vcpu& bsp = vcpus_.front()->vcpu();
-    bsp.set_sregs(long_mode_sregs(bsp.sregs(), layout.page_tables_gpa));
-    bsp.set_regs(entry_regs(spec.kernel.entry, 0));
-    tsc_khz_ = bsp.tsc_khz();
-    hypervisor_->set_tsc_khz(tsc_khz_);
-
-    write_boot_info(memory_, spec.kernel, layout,
-                    BootParameters{spec.config.machine.vcpus, boot_flags_, tsc_khz_, spec.config.kernel.cmdline});
+    : timeline_(timeline), partition_(spec.config, timeline),
+      device_context_{spec.config,           partition_.bus(),        partition_.memory(), partition_.interrupts(),
+                      partition_.hypervisor(), console, *this},
+      devices_(devices::device_catalog(), device_context_) {
+    prepare_boot(spec);
 }
 
 Machine::~Machine() {
     for (auto& vcpu : vcpus_) vcpu->kick();
 }
 
-// Synthetic MSRs to user space, the guest console and loopback connections, and the ioeventfd
-// doorbells the hypercall page uses (hvkvm/abi/hypercall.h).
-void Machine::enable_hypervisor_interface(ConsoleOutput& console) {
-    namespace hv = abi::hv;
-    vm_.enable_cap(KVM_CAP_X86_USER_SPACE_MSR, KVM_MSR_EXIT_REASON_FILTER | KVM_MSR_EXIT_REASON_UNKNOWN);
-    vm_.send_msrs_to_user_space(hv::kSyntheticMsrFirst, hv::kSyntheticMsrLast - hv::kSyntheticMsrFirst + 1);
+// Loads the kernel and the boot structures (hvkvm/abi/boot.h), creates every vCPU and sets the
+// boot vCPU to the kernel's entry; the others wait for the guest to start them.
+void Machine::prepare_boot(const MachineSpec& spec) {
+    GuestMemory& memory = partition_.memory();
+    load_kernel(spec.kernel, memory);
+    write_boot_gdt(memory);
+    const BootLayout layout = build_boot_page_tables(memory);
+    timeline_.mark_vmm_step("kernel loaded, page tables built");
 
-    hypervisor_->add_message_connection(
-        hv::kConsoleConnectionId, [this, &console](uint32_t type, std::span<const uint8_t> text) {
-            if (type != hv::kMessageTypeConsoleText) return hv::Status::kInvalidParameter;
-            uart_->flush();  // keep the console in order with what the UART already has
-            console.write(text);
-            return hv::Status::kSuccess;
-        });
-    const int loopback = hypervisor_->add_event_connection(hv::kLoopbackEventConnectionId);
-    vm_.add_pio_doorbell(hv::kSignalEventPort, hv::kLoopbackEventConnectionId, loopback);
+    create_vcpus(spec);
+    timeline_.mark_vmm_step("vCPUs created");
+    vcpus_.front()->claim_start();
+    Vcpu& bsp = vcpus_.front()->vcpu();
+    bsp.set_sregs(long_mode_sregs(bsp.sregs(), layout.page_tables_gpa));
+    bsp.set_regs(entry_regs(spec.kernel.entry, 0));
+    tsc_khz_ = bsp.tsc_khz();
+    partition_.hypervisor().set_tsc_khz(tsc_khz_);
+
+    const uint32_t boot_flags = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
+                                (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    write_boot_info(memory, spec.kernel, layout,
+                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline});
 }
 
 void Machine::create_vcpus(const MachineSpec& spec) {
-    const auto supported = kvm_.supported_cpuid();
+    const auto supported = partition_.kvm().supported_cpuid();
     const uint32_t count = spec.config.machine.vcpus;
     const EnlightenmentsConfig& enlightenments = spec.config.enlightenments;
     const long host_cpus = ::sysconf(_SC_NPROCESSORS_ONLN);
     const HypervisorLeaves leaves{enlightenments.spinlock ? enlightenments.spin_count : abi::hv::kSpinCountNeverNotify,
                                   abi::kMaxVcpus, host_cpus > 0 ? static_cast<uint32_t>(host_cpus) : 0};
+    Hypervisor& hypervisor = partition_.hypervisor();
     for (uint32_t index = 0; index < count; ++index) {
-        Vcpu vcpu = vm_.create_vcpu(index);
+        Vcpu vcpu = partition_.vm().create_vcpu(index);
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
         vcpu.sync_registers_on_exit();
-        vm_.add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor_->kick_eventfd(index));
-        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_}));
+        partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
+        vcpus_.push_back(std::make_unique<VcpuThread>(
+            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor}));
     }
 }
 
 RunOutcome Machine::run(const StopSignals& signals) {
+    devices_.start_all();
     for (auto& vcpu : vcpus_) vcpu->launch();
     vcpus_.front()->release();
     wait_for_stop(signals);
     timeline_.mark_guest_stop();
     for (auto& vcpu : vcpus_) vcpu->kick();
     for (auto& vcpu : vcpus_) vcpu->join();
-    uart_->flush();
+    devices_.stop_all();
     return control_.outcome();
 }
 
@@ -176,15 +139,18 @@ void Machine::on_boot_milestone(uint32_t phase) {
 }
 
 void Machine::on_start_vcpu(uint32_t request_gpa) {
-    constexpr size_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
-    auto bytes = memory_.translate(request_gpa, sizeof(abi::VcpuStartRequest));
-    if (!bytes || request_gpa % 8 != 0) {
-        spdlog::warn("guest asked to start a vCPU with a request at {:#x}, which is not aligned guest RAM", request_gpa);
+    constexpr uint64_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
+    auto bytes = partition_.memory().translate(request_gpa, sizeof(abi::VcpuStartRequest));
+    if (!bytes) {
+        spdlog::debug("guest asked to start a vCPU with a request at {:#x}, which is not guest RAM", request_gpa);
         return;  // nowhere to write a status
     }
-    abi::VcpuStartRequest request;
-    std::memcpy(&request, bytes->data(), sizeof request);  // copy once, then validate the copy
-    const abi::VcpuStartStatus status = start_vcpu(request);
+    abi::VcpuStartStatus status = abi::VcpuStartStatus::kInvalidRequest;
+    abi::VcpuStartRequest request{};
+    if (request_gpa % alignof(abi::VcpuStartRequest) == 0) {
+        std::memcpy(&request, bytes->data(), sizeof request);  // copy once, then validate the copy
+        status = start_vcpu(request);
+    }
     std::memcpy(bytes->data() + kStatusOffset, &status, sizeof status);
     if (status != abi::VcpuStartStatus::kStarted)
         spdlog::debug("start of vCPU {} refused (status {})", request.vcpu_index, static_cast<uint32_t>(status));
@@ -192,7 +158,7 @@ void Machine::on_start_vcpu(uint32_t request_gpa) {
 
 abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     const abi::VcpuStartStatus verdict =
-        check_start_request(request, static_cast<uint32_t>(vcpus_.size()), memory_);
+        check_start_request(request, static_cast<uint32_t>(vcpus_.size()), partition_.memory());
     if (verdict != abi::VcpuStartStatus::kStarted) return verdict;
     VcpuThread& thread = *vcpus_[request.vcpu_index];
     if (!thread.claim_start()) return abi::VcpuStartStatus::kAlreadyStarted;
@@ -207,7 +173,7 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
 
 abi::GuestReport Machine::read_guest_report() const {
     abi::GuestReport report;
-    std::memcpy(&report, memory_.span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
+    std::memcpy(&report, partition_.memory().span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
     if (report.magic != abi::kGuestReportMagic) std::memset(&report, 0, sizeof report);
     return report;
 }
@@ -249,8 +215,9 @@ void Machine::print_report() {
         accumulate(report.kvm_vcpu_counters, vcpu->kvm_counters());
     }
     report.vmm_exit_counts = exits.counts();
-    for (const auto& [name, count] : hypervisor_->final_call_counts()) report.hypercalls.emplace_back(name, count);
-    report.kvm_vm_counters = vm_stats_->read_counters();
+    for (const auto& [name, count] : partition_.hypervisor().final_call_counts()) report.hypercalls.emplace_back(name, count);
+    report.devices = devices_.reports();
+    report.kvm_vm_counters = partition_.vm_counters();
     print_run_report(report, stderr);
 }
 

@@ -1,7 +1,7 @@
-// A child partition: guest RAM, the KVM VM with its in-kernel irqchip, the emulated devices on
-// the I/O bus, and one thread per vCPU. Built completely in the constructor (nothing runs yet);
-// run() boots vCPU 0 and returns how the run ended; print_report() shows the boot timeline and
-// exit counts afterwards.
+// A child partition ready to run: the partition (KVM VM, guest RAM, interrupts, hypervisor, I/O
+// bus), the device list built from the config, and one thread per vCPU. Built completely in the
+// constructor (nothing runs yet); run() boots vCPU 0 and returns how the run ended;
+// print_report() shows the boot timeline, exit counts and device reports afterwards.
 #pragma once
 
 #include <memory>
@@ -10,17 +10,13 @@
 #include "boot/elf_loader.h"
 #include "config/config.h"
 #include "console/console_output.h"
-#include "emulated/debug_device.h"
-#include "emulated/uart16550.h"
-#include "exits/io_bus.h"
+#include "device.h"
+#include "device_list.h"
 #include "host/host_platform.h"
-#include "hypercalls/hypervisor.h"
-#include "kvm/guest_memory.h"
-#include "kvm/kvm.h"
+#include "machine/partition.h"
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
-#include "stats/kvm_stats.h"
 
 namespace hvkvm::vmm {
 
@@ -33,7 +29,7 @@ struct MachineSpec {
     HostPlatform host;
 };
 
-class Machine final : private devices::DebugDevice::Listener {
+class Machine final : private devices::PartitionControl {
 public:
     Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline);
     ~Machine() override;
@@ -45,29 +41,24 @@ public:
     void print_report();
 
 private:
+    // devices::PartitionControl: the guest's requests through the debug device.
     void on_guest_exit(uint32_t exit_code) override;
     void on_boot_milestone(uint32_t phase) override;
     void on_start_vcpu(uint32_t request_gpa) override;
-    abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
 
+    abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);
-    void enable_hypervisor_interface(ConsoleOutput& console);
+    void prepare_boot(const MachineSpec& spec);
     RunOutcome describe_guest_crash() const;
     abi::GuestReport read_guest_report() const;
     void wait_for_stop(const StopSignals& signals);
 
-    Kvm kvm_;
-    Vm vm_;
-    GuestMemory memory_;
-    uint32_t boot_flags_ = 0;
-    uint64_t tsc_khz_ = 0;
     BootTimeline& timeline_;
     RunControl control_;
-    IoBus bus_;
-    std::shared_ptr<devices::Uart16550> uart_;
-    std::shared_ptr<devices::DebugDevice> debug_device_;
-    std::unique_ptr<KvmStats> vm_stats_;
-    std::unique_ptr<Hypervisor> hypervisor_;
+    Partition partition_;
+    devices::DeviceContext device_context_;
+    devices::DeviceList devices_;
+    uint64_t tsc_khz_ = 0;
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
 };
 

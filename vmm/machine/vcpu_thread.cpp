@@ -3,6 +3,8 @@
 #include <pthread.h>
 #include <signal.h>
 
+#include <cstring>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -48,6 +50,12 @@ const char* exit_reason_name(uint32_t reason) {
     }
 }
 
+uint32_t load_le32(const uint8_t* data) {
+    uint32_t value;
+    std::memcpy(&value, data, sizeof value);  // x86: little-endian
+    return value;
+}
+
 }  // namespace
 
 VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services)
@@ -66,17 +74,11 @@ void VcpuThread::launch() {
     ::pthread_setname_np(thread_.native_handle(), fmt::format("vcpu{}", vcpu_.index()).c_str());
 }
 
-void VcpuThread::release() {
-    {
-        std::lock_guard lock(gate_mutex_);
-        released_ = true;
-    }
-    gate_.notify_one();
-}
+void VcpuThread::release() { gate_.open(); }
 
 void VcpuThread::kick() {
     __atomic_store_n(&vcpu_.run_state().immediate_exit, 1, __ATOMIC_SEQ_CST);
-    gate_.notify_one();
+    gate_.close();
     if (thread_.joinable()) ::pthread_kill(thread_.native_handle(), kKickSignal);
 }
 
@@ -86,17 +88,11 @@ void VcpuThread::join() {
 
 void VcpuThread::thread_main() {
     try {
-        if (wait_until_released()) run_loop();
+        if (gate_.wait([&] { return services_.control.stopping(); })) run_loop();
     } catch (const std::exception& error) {
         services_.control.request_stop(
             RunOutcome::with(ExitStatus::kHostError, fmt::format("vCPU {}: {}", vcpu_.index(), error.what())));
     }
-}
-
-bool VcpuThread::wait_until_released() {
-    std::unique_lock lock(gate_mutex_);
-    gate_.wait(lock, [&] { return released_ || services_.control.stopping(); });
-    return released_ && !services_.control.stopping();
 }
 
 void VcpuThread::run_loop() {
@@ -159,7 +155,7 @@ void VcpuThread::handle_io() {
             claimed = services_.bus.pio_read(port, {data, run.io.size});
     }
     if (claimed) {
-        exit_counters_.count_pio(services_.bus.pio_device_name(port));
+        exit_counters_.count_pio(services_.bus.pio_handler_name(port));
     } else {
         exit_counters_.count("pio unclaimed");
         spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
@@ -174,7 +170,7 @@ bool VcpuThread::handle_hypercall_port(uint16_t port, const uint8_t* data, uint3
     namespace hv = abi::hv;
     if (port != hv::kHypercallPort && port != hv::kSignalEventPort && port != hv::kKickVpPort) return false;
     kvm_regs& regs = vcpu_.synced_registers();
-    const uint32_t value = size == 4 ? static_cast<uint32_t>(devices::load_le({data, 4})) : 0;
+    const uint32_t value = size == 4 ? load_le32(data) : 0;
     Hypervisor& hypervisor = services_.hypervisor;
     if (port == hv::kHypercallPort) {
         exit_counters_.count_pio("hypercall");

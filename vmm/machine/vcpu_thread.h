@@ -4,13 +4,12 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "kvm/kvm.h"
+#include "machine/start_gate.h"
 #include "stats/exit_counters.h"
 #include "stats/kvm_stats.h"
 
@@ -50,7 +49,6 @@ public:
 
 private:
     void thread_main();
-    bool wait_until_released();
     void run_loop();
     void handle_exit();
     void handle_io();
@@ -64,9 +62,7 @@ private:
     KvmStats kvm_stats_;
     ExitCounters exit_counters_;
     std::thread thread_;
-    std::mutex gate_mutex_;
-    std::condition_variable gate_;
-    bool released_ = false;
+    StartGate gate_;
     std::atomic<bool> start_claimed_{false};
 };
 

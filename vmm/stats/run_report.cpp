@@ -40,6 +40,10 @@ void print_run_report(const RunReport& report, std::FILE* out) {
         fmt::print(out, "--- hypercalls by code\n");
         for (const auto& [name, count] : report.hypercalls) fmt::print(out, "  {:>10}  {}\n", count, name);
     }
+    if (!report.devices.empty()) {
+        fmt::print(out, "--- devices\n");
+        for (const auto& [device, line] : report.devices) fmt::print(out, "  {:<20}  {}\n", device, line);
+    }
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), all vCPUs\n");
     print_counters(out, report.kvm_vcpu_counters);
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), VM\n");

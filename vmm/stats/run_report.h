@@ -20,6 +20,7 @@ struct RunReport {
     std::vector<KvmStat> kvm_vcpu_counters;  // summed over vCPUs
     std::vector<KvmStat> kvm_vm_counters;
     std::vector<std::pair<std::string, uint64_t>> hypercalls;
+    std::vector<std::pair<std::string, std::string>> devices;  // (device, its report line)
     std::string guest_platform;
 };
 

@@ -1,0 +1,47 @@
+// Port and register layouts of the small emulated devices the guest kernel drives directly
+// (besides the 16550 UART and the debug device in boot.h). Compiled by the VMM and the guest.
+#pragma once
+
+#include <stdint.h>
+
+namespace hvkvm::abi {
+
+// ---------------------------------------------------------------------------------------------
+// POST code port: the guest writes one byte per boot phase (BootPhase), as a PC BIOS does, so
+// that the VMM can say how far a guest that hangs or is stopped had come. One PIO exit each.
+// ---------------------------------------------------------------------------------------------
+inline constexpr uint16_t kPostCodePort = 0x0080;
+
+// ---------------------------------------------------------------------------------------------
+// Interrupt generator: a test device (config `debug.interrupt_generator`) through which in-guest
+// tests make the VMM raise interrupts on each host->guest path it offers devices: an edge and a
+// level-triggered IOAPIC line (irqfd, the level one with a resample fd) and MSIs. The interrupts
+// are raised by the device's worker thread, never by the vCPU thread that wrote the command.
+// ---------------------------------------------------------------------------------------------
+inline constexpr uint16_t kInterruptGeneratorPort = 0x0510;
+inline constexpr uint16_t kInterruptGeneratorPortCount = 16;
+inline constexpr uint32_t kInterruptGeneratorEdgePin = 20;   // IOAPIC input pins (GSIs)
+inline constexpr uint32_t kInterruptGeneratorLevelPin = 21;
+inline constexpr uint32_t kInterruptGeneratorMaxBurst = 1024;
+
+enum InterruptGeneratorRegister : uint16_t {
+    // 32-bit write: kind (InterruptGeneratorCommand) in bits 7:0, count in bits 31:8
+    // (1..kInterruptGeneratorMaxBurst; only for edge and MSI, ignored otherwise).
+    kInterruptGeneratorCommand = 0,
+    // 32-bit write: the MSI target: destination APIC id in bits 7:0, vector in bits 15:8.
+    kInterruptGeneratorMsiTarget = 4,
+    // 32-bit read: interrupts the device has raised (edge and MSI triggers, level assertions
+    // including re-assertions after a resample).
+    kInterruptGeneratorRaised = 8,
+    // 32-bit read: resamples of the level line seen while it was asserted (guest EOIs).
+    kInterruptGeneratorResamples = 12,
+};
+
+enum class InterruptGeneratorCommand : uint8_t {
+    kEdge = 1,         // `count` edges on kInterruptGeneratorEdgePin
+    kLevelAssert = 2,  // assert kInterruptGeneratorLevelPin until kLevelDeassert
+    kLevelDeassert = 3,
+    kMsi = 4,          // `count` MSIs to the last kInterruptGeneratorMsiTarget
+};
+
+}  // namespace hvkvm::abi
