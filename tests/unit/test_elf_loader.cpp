@@ -162,9 +162,24 @@ TEST_CASE("corrupt ELF files are rejected with a reason", "[elf]") {
     }
 }
 
+TEST_CASE("the entry point may be the code segment's last byte, not one past it", "[elf]") {
+    TestElf elf;  // code: 16 bytes at 0x100000
+    elf.header.e_entry = 0x100000 + 15;
+    CHECK(rejection(elf).empty());
+    elf.header.e_entry = 0x100000 + 16;
+    CHECK(rejection(elf) == "entry point 0x100010 is not inside an executable segment");
+    elf.header.e_entry = 0x100000 - 1;
+    CHECK(rejection(elf) == "entry point 0xfffff is not inside an executable segment");
+    // An executable segment's .bss part holds no code: the entry must be in its file bytes.
+    elf.phdr[0].p_memsz = 32;
+    elf.header.e_entry = 0x100000 + 16;
+    CHECK(rejection(elf) == "entry point 0x100010 is not inside an executable segment");
+}
+
 TEST_CASE("a kernel must fit in guest RAM", "[elf]") {
     const KernelImage image = parse_kernel_elf(TestElf().bytes());
-    CHECK_NOTHROW(check_kernel_fits(image, 0x102000));
+    CHECK_NOTHROW(check_kernel_fits(image, 0x102000));  // ends exactly at the limit
+    CHECK_THROWS(check_kernel_fits(image, 0x102000 - 1));
     CHECK_THROWS_WITH(check_kernel_fits(image, 0x101800), Catch::Contains("but guest RAM below the MMIO hole ends at 0x101800"));
 }
 

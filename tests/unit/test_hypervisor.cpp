@@ -148,6 +148,30 @@ TEST_CASE("PostMessage copies the input once and refuses bad messages", "[hyperv
     CHECK(partition.messages.size() == 1);
 }
 
+TEST_CASE("hypercall buffers may end exactly at a page end or RAM's end, not past it", "[hypervisor]") {
+    Partition partition;
+    partition.enable_hypercalls();
+    const uint64_t post = make_control(CallCode::kPostMessage);
+    const uint64_t last_fit = kPage + 4096 - sizeof(PostMessageInput);
+    partition.at<PostMessageInput>(last_fit) = console_message("fits");
+    CHECK(partition.call(post, last_fit) == Status::kSuccess);              // ends at the page end
+    CHECK(partition.call(post, last_fit + 8) == Status::kInvalidAlignment);  // the next aligned start crosses it
+    const uint64_t ram_end = partition.memory.size();
+    partition.at<PostMessageInput>(ram_end - sizeof(PostMessageInput)) = console_message("end of RAM");
+    CHECK(partition.call(post, ram_end - sizeof(PostMessageInput)) == Status::kSuccess);
+    CHECK(partition.call(post, ram_end) == Status::kInvalidAlignment);       // not RAM at all
+    REQUIRE(partition.messages.size() == 2);
+    CHECK(partition.messages[1].second == "end of RAM");
+
+    const uint64_t last_word = kPage + 4096 - 8;
+    CHECK(partition.call(make_control(CallCode::kGetReferenceTime), 0, last_word) == Status::kSuccess);
+    CHECK(partition.call(make_control(CallCode::kGetReferenceTime), 0, ram_end - 8) == Status::kSuccess);
+    CHECK(partition.call(make_control(CallCode::kGetReferenceTime), 0, ram_end) == Status::kInvalidAlignment);
+    partition.hypervisor.add_event_connection(0x200);
+    partition.at<uint64_t>(last_word) = 0x200;
+    CHECK(partition.call(make_control(CallCode::kSignalEvent), last_word) == Status::kSuccess);
+}
+
 TEST_CASE("SignalEvent signals the connection's eventfd", "[hypervisor]") {
     Partition partition;
     partition.enable_hypercalls();
