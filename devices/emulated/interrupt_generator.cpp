@@ -1,7 +1,9 @@
 // The interrupt generator (abi/devices.h): a test device through which in-guest tests make the
 // VMM raise interrupts on every host->guest path devices have — an edge and a level-triggered
-// IOAPIC line and MSIs, all irqfds. A command written by the guest is queued and carried out by
-// the device's worker thread, as a real device's backend would: the vCPU thread only queues.
+// IOAPIC line and MSIs, all irqfds. Edge and MSI bursts are queued and raised by the device's
+// worker thread, as a real device's backend would (the vCPU thread only queues). The level line
+// follows its register writes at once, as a device's interrupt status register does: a driver
+// that acknowledges inside its handler must see the line low before it signals EOI.
 #include <atomic>
 #include <condition_variable>
 #include <deque>
@@ -87,7 +89,7 @@ public:
         if (offset == abi::kInterruptGeneratorMsiTarget)
             msi_target_ = vmm::MsiMessage::fixed(value & 0xff, static_cast<uint8_t>(value >> 8));
         else if (offset == abi::kInterruptGeneratorCommand)
-            queue_command(static_cast<InterruptGeneratorCommand>(value & 0xff), value >> 8);
+            accept_command(static_cast<InterruptGeneratorCommand>(value & 0xff), value >> 8);
     }
 
 private:
@@ -95,17 +97,20 @@ private:
 
     uint64_t raised() const { return edge_and_msi_raised_.load() + level_->raised(); }
 
-    void queue_command(InterruptGeneratorCommand kind, uint32_t count) {  // mutex_ held
-        const bool burst = kind == InterruptGeneratorCommand::kEdge || kind == InterruptGeneratorCommand::kMsi;
-        const bool known = burst || kind == InterruptGeneratorCommand::kLevelAssert ||
-                           kind == InterruptGeneratorCommand::kLevelDeassert;
-        if (!accepting_ || !known || (burst && (count == 0 || count > abi::kInterruptGeneratorMaxBurst)) ||
-            queue_.size() >= kQueueLimit) {
-            refused_.fetch_add(1, std::memory_order_relaxed);
-            return;
+    void accept_command(InterruptGeneratorCommand kind, uint32_t count) {  // mutex_ held
+        switch (kind) {
+        case InterruptGeneratorCommand::kLevelAssert: level_->set_asserted(true); return;
+        case InterruptGeneratorCommand::kLevelDeassert: level_->set_asserted(false); return;
+        case InterruptGeneratorCommand::kEdge:
+        case InterruptGeneratorCommand::kMsi:
+            if (accepting_ && count >= 1 && count <= abi::kInterruptGeneratorMaxBurst && queue_.size() < kQueueLimit) {
+                queue_.push_back(Command{kind, count, msi_target_});
+                wake_.notify_one();
+                return;
+            }
+            break;
         }
-        queue_.push_back(Command{kind, count, msi_target_});
-        wake_.notify_one();
+        refused_.fetch_add(1, std::memory_order_relaxed);
     }
 
     void run_commands() {
@@ -122,15 +127,8 @@ private:
     }
 
     void execute(const Command& command) {
-        switch (command.kind) {
-        case InterruptGeneratorCommand::kEdge: burst(*edge_, command.count); return;
-        case InterruptGeneratorCommand::kMsi:
-            msi_->retarget(command.msi);
-            burst(*msi_, command.count);
-            return;
-        case InterruptGeneratorCommand::kLevelAssert: level_->set_asserted(true); return;
-        case InterruptGeneratorCommand::kLevelDeassert: level_->set_asserted(false); return;
-        }
+        if (command.kind == InterruptGeneratorCommand::kMsi) msi_->retarget(command.msi);
+        burst(command.kind == InterruptGeneratorCommand::kMsi ? *msi_ : *edge_, command.count);
     }
 
     // Each interrupt of a burst is its own eventfd write; the guest counts what arrives.

@@ -7,7 +7,7 @@
 #include "kernel/sched/thread.h"
 #include "kernel/smp/smp.h"
 #include "kernel/sync/spinlock.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 
 namespace hvkvm::guest::bench {
 namespace {

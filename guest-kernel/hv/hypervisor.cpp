@@ -5,7 +5,6 @@
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
 #include "lib/string.h"
-#include "mm/page_allocator.h"
 
 extern "C" char hypercall_page[];
 
@@ -25,26 +24,28 @@ struct Interface {
     bool available = false;
     uint32_t spin_count = kSpinCountNeverNotify;
     uint32_t host_cpus = 0;
-    uint64_t call_pages[abi::kMaxVcpus] = {};  // per-CPU input/output page for memory calls
 } interface;
+
+// Each CPU's input/output page for memory-based calls (which must not cross a page). Static, so
+// that the hypervisor interface needs nothing of the memory manager.
+struct alignas(abi::kPageSize) CallPage {
+    uint8_t bytes[abi::kPageSize];
+};
+CallPage call_pages[abi::kMaxVcpus];
 
 const x86::CpuidResult& leaf(uint32_t function) { return x86::cpu_features().hypervisor_leaves[function - kCpuidVendor]; }
 
 // The calling CPU's page for memory-based calls. Callers keep interrupts disabled while they use it.
-uint8_t* call_page() { return reinterpret_cast<uint8_t*>(interface.call_pages[this_cpu().index]); }
+uint8_t* call_page() { return call_pages[this_cpu().index].bytes; }
 
 }  // namespace
 
-bool init(uint32_t vcpu_count) {
+bool init() {
     const x86::CpuFeatures& features = x86::cpu_features();
     if (!features.hypervisor || features.max_hypervisor_leaf < kCpuidLimits) return false;
     if (leaf(kCpuidInterface).eax != kInterfaceSignature) return false;
     if ((leaf(kCpuidFeatures).eax & kRequiredMsrPrivileges) != kRequiredMsrPrivileges) return false;
 
-    for (uint32_t cpu = 0; cpu < vcpu_count; ++cpu) {
-        interface.call_pages[cpu] = mm::allocate_pages(0);
-        if (!interface.call_pages[cpu]) return false;
-    }
     x86::wrmsr(kMsrGuestOsId, kGuestOsId);
     const uint64_t page = reinterpret_cast<uint64_t>(hypercall_page);  // identity-mapped: GPA
     x86::wrmsr(kMsrHypercall, page | kHypercallEnable);

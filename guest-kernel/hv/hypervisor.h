@@ -14,7 +14,7 @@ using abi::hv::Status;
 // Boot CPU, after the memory manager: checks the interface ("Hv#1" and the privileges the kernel
 // uses), sets the guest OS id, enables the hypercall page. False (and the kernel does without
 // hypercalls) if the hypervisor does not offer them.
-bool init(uint32_t vcpu_count);
+bool init();
 bool available();
 
 // CPUID 0x40000004 EBX: spins before notifying the hypervisor of a long spin wait

@@ -1,7 +1,7 @@
 #include "kernel/console.h"
 
 #include "arch/x86_64/platform/platform.h"
-#include "drivers/uart16550.h"
+#include "arch/x86_64/serial_port.h"
 #include "hv/hypervisor.h"
 #include "kernel/sync/spinlock.h"
 #include "lib/format.h"
@@ -15,7 +15,7 @@ constexpr size_t kLineBuffer = 512;
 // the kernel's SpinLock: the console is used from the first instructions on, before (and while)
 // the spinlock algorithm is chosen.
 struct Console {
-    Uart16550 uart{0x3f8};
+    SerialPort uart{0x3f8};
     TasLock lock;
     bool messages = false;  // send text as hypervisor messages instead of through the UART
 } console;

@@ -2,6 +2,7 @@
 
 #include <stdint.h>
 
+#include "kernel/interrupts.h"
 #include "arch/x86_64/platform/platform.h"
 #include "arch/x86_64/trap_frame.h"
 #include "kernel/console.h"
@@ -104,10 +105,10 @@ void trigger_crash(StringView kind) {
 bool run_selftest() {
     bool ok = true;
 
-    x86::set_exception_handler(6, skip_ud2);
+    interrupts::set_exception_handler(6, skip_ud2);
     __asm__ volatile("ud2; ud2" ::: "memory");
     ok &= check("#UD delivered through the IDT and resumed twice", invalid_opcodes_seen == 2);
-    x86::set_exception_handler(6, nullptr);
+    interrupts::set_exception_handler(6, nullptr);
 
     ok &= check("interrupts enabled in kernel threads", platform::interrupts_enabled());
     {

@@ -1,6 +1,7 @@
 #include "kernel/host_interface.h"
 
 #include "arch/x86_64/cpu.h"
+#include "hvkvm/abi/devices.h"
 
 namespace hvkvm::guest {
 namespace {
@@ -16,6 +17,7 @@ void boot_phase_reached(abi::BootPhase phase) {
     abi::GuestReport& report = guest_report();
     report.phase_tsc[static_cast<uint32_t>(phase)] = x86::rdtsc();
     report.magic = abi::kGuestReportMagic;
+    x86::outb(abi::kPostCodePort, static_cast<uint8_t>(phase));  // how far boot came, should it hang
 }
 
 void boot_milestone(abi::BootPhase phase) {

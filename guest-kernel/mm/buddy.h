@@ -12,9 +12,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "hvkvm/abi/boot.h"
+
 namespace hvkvm::guest::mm {
 
-inline constexpr uint64_t kPageSize = 4096;
+inline constexpr uint64_t kPageSize = abi::kPageSize;
 inline constexpr uint32_t kPageShift = 12;
 inline constexpr uint32_t kMaxOrder = 10;  // largest block: 2^10 pages = 4 MiB
 inline constexpr uint32_t kOrderCount = kMaxOrder + 1;

@@ -2,6 +2,7 @@
 
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
+#include "hvkvm/abi/align.h"
 #include "kernel/panic.h"
 #include "kernel/sync/spinlock.h"
 
@@ -57,7 +58,6 @@ struct PageAllocator {
     PageCache caches[abi::kMaxVcpus];
 } allocator;
 
-uint64_t align_up(uint64_t value, uint64_t alignment) { return (value + alignment - 1) & ~(alignment - 1); }
 uint64_t align_down(uint64_t value, uint64_t alignment) { return value & ~(alignment - 1); }
 
 Zone& home_zone() { return allocator.zones[0]; }
@@ -116,10 +116,10 @@ uint64_t carve_from_usable(abi::MemoryRegion* regions, uint32_t count, uint64_t 
     for (uint32_t i = 0; i < count; ++i) {
         abi::MemoryRegion& region = regions[i];
         if (region.type != abi::MemoryType::kUsable) continue;
-        const uint64_t start = align_up(region.base, kPageSize);
+        const uint64_t start = abi::align_up(region.base, kPageSize);
         const uint64_t end = region.base + region.size;
         if (start + bytes > end) continue;
-        const uint64_t carved_end = align_up(start + bytes, kPageSize);
+        const uint64_t carved_end = abi::align_up(start + bytes, kPageSize);
         region.size = end > carved_end ? end - carved_end : 0;
         region.base = carved_end;
         return start;
@@ -141,11 +141,11 @@ void init_page_allocator(const abi::BootInfo& boot_info) {
     uint64_t total_metadata = 0;
     for (uint32_t i = 0; i < count; ++i) {
         if (regions[i].type != abi::MemoryType::kUsable) continue;
-        const uint64_t start = align_up(regions[i].base, kPageSize);
+        const uint64_t start = abi::align_up(regions[i].base, kPageSize);
         const uint64_t end = align_down(regions[i].base + regions[i].size, kPageSize);
         if (end <= start) continue;
         metadata_needed[i] = BuddyAllocator::metadata_bytes(start, end);
-        total_metadata += align_up(metadata_needed[i], 64) + align_up((end - start) >> kPageShift, 64);
+        total_metadata += abi::align_up(metadata_needed[i], 64) + abi::align_up((end - start) >> kPageShift, 64);
     }
     uint64_t metadata = carve_from_usable(regions, count, total_metadata);
     for (uint32_t i = 0; i < count; ++i) {
@@ -154,13 +154,13 @@ void init_page_allocator(const abi::BootInfo& boot_info) {
         // The area keeps the region's original extent (metadata is sized for it); only the part
         // that is still usable after carving is made free.
         Area& area = zone.areas[zone.area_count++];
-        const uint64_t start = align_up(boot_info.memory_regions[i].base, kPageSize);
+        const uint64_t start = abi::align_up(boot_info.memory_regions[i].base, kPageSize);
         const uint64_t end = align_down(boot_info.memory_regions[i].base + boot_info.memory_regions[i].size, kPageSize);
         area.buddy.init(start, end, reinterpret_cast<uint8_t*>(metadata));
-        metadata += align_up(metadata_needed[i], 64);
+        metadata += abi::align_up(metadata_needed[i], 64);
         area.tags = reinterpret_cast<uint8_t*>(metadata);  // zeroed as pages are allocated
-        metadata += align_up((end - start) >> kPageShift, 64);
-        area.buddy.add_free_range(align_up(regions[i].base, kPageSize), end);
+        metadata += abi::align_up((end - start) >> kPageShift, 64);
+        area.buddy.add_free_range(abi::align_up(regions[i].base, kPageSize), end);
     }
 }
 

@@ -1,7 +1,8 @@
 #include "mm/paging.h"
 
 #include "arch/x86_64/cpu.h"
-#include "arch/x86_64/tlb.h"
+#include "hvkvm/abi/align.h"
+#include "mm/tlb.h"
 #include "kernel/panic.h"
 #include "kernel/sync/spinlock.h"
 #include "lib/string.h"
@@ -97,8 +98,16 @@ void map_identity(uint64_t start, uint64_t end, uint32_t flags) {
     }
 }
 
-uint64_t page_align_down(uint64_t value) { return value & ~(kPageSize - 1); }
-uint64_t page_align_up(uint64_t value) { return (value + kPageSize - 1) & ~(kPageSize - 1); }
+uint64_t page_align_down(uint64_t value) { return abi::align_down(value, kPageSize); }
+uint64_t page_align_up(uint64_t value) { return abi::align_up(value, kPageSize); }
+
+// The platform's fixed MMIO pages: the local APIC (used in xAPIC mode) and the IOAPIC.
+void map_platform_mmio() {
+    static constexpr uint64_t kPages[] = {abi::kLocalApicGpa, abi::kIoApicGpa};
+    for (uint64_t page : kPages)
+        if (!map_locked(page, page, PageSize::k4KiB, kMapWritable | kMapUncached))
+            panic("cannot map the platform MMIO page %#lx", page);
+}
 
 void map_kernel_image(uint64_t image_end) {
     const auto text = reinterpret_cast<uint64_t>(__text_start);
@@ -124,6 +133,7 @@ void init_paging(const abi::BootInfo& boot_info) {
         default: break;  // reserved: left unmapped
         }
     }
+    map_platform_mmio();
     // Build everything first, then switch once: on shadow-paging hosts, writes to page tables
     // that are already in use trap to the host.
     __asm__ volatile("mov %0, %%cr3" : : "r"(reinterpret_cast<uint64_t>(space.root)) : "memory");
@@ -156,7 +166,7 @@ uint64_t unmap_page(uint64_t virtual_address, PageSize size) {
         IrqSpinLockGuard guard(space.lock);
         physical = unmap_locked(virtual_address, size);
     }
-    if (physical) x86::flush_tlb_everywhere(virtual_address, size == PageSize::k2MiB ? kLargePageBytes / kPageSize : 1);
+    if (physical) flush_tlb_everywhere(virtual_address, size == PageSize::k2MiB ? kLargePageBytes / kPageSize : 1);
     return physical;
 }
 
@@ -207,7 +217,7 @@ void recycle_stale_slots() {
         space.stale_count = 0;
     }
     if (count == 0) return;
-    x86::flush_whole_tlb_everywhere();
+    flush_whole_tlb_everywhere();
     IrqSpinLockGuard guard(space.lock);
     for (uint32_t i = 0; i < count && space.recycled_count < kMaxRecycledStackSlots; ++i)
         space.recycled_slots[space.recycled_count++] = batch[i];

@@ -1,7 +1,7 @@
 // Tests of the test framework itself and of basic kernel services.
 #include "kernel/cmdline.h"
 #include "kernel/test/ktest.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 #include "lib/string.h"
 
 namespace hvkvm::guest {

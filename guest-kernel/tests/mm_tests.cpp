@@ -1,11 +1,14 @@
 // Memory manager: page allocator, heap and paging.
 #include "arch/x86_64/fault_probe.h"
+#include "arch/x86_64/per_cpu.h"
+#include "arch/x86_64/platform/platform.h"
 #include "kernel/test/ktest.h"
 #include "lib/random.h"
 #include "lib/string.h"
 #include "mm/heap.h"
 #include "mm/page_allocator.h"
 #include "mm/paging.h"
+#include "tests/test_threads.h"
 
 extern "C" char __text_start[];
 
@@ -145,7 +148,15 @@ KTEST(mm, exhaustion_is_reported_and_fully_recovered) {
     }
     KEXPECT_EQ(allocate_pages(0), 0u);
     KEXPECT_EQ(pages, before.free_pages);
-    KEXPECT(mm::allocate(64) == nullptr || heap_stats().slab_pages > 0);  // the heap may still have free objects
+    // With every page taken, the heap can serve a small object only from a slab it already has.
+    const HeapStats heap = heap_stats();
+    void* object = mm::allocate(64);
+    if (object) {
+        KEXPECT(heap.slab_pages > 0);
+        KEXPECT_EQ(heap_stats().slab_pages, heap.slab_pages);  // no new slab page came from nowhere
+        mm::free(object);
+    }
+    KEXPECT(mm::allocate(3 * kPageSize) == nullptr);  // a large allocation needs fresh pages: refused
     uint32_t corrupted = 0;
     while (head) {
         Block* next = head->next;
@@ -301,6 +312,90 @@ KTEST(mm, stacks_have_guard_pages) {
     KEXPECT(!x86::probe_read(stack.top - 8, value));  // unmapped once freed
     KernelStack too_big;
     KEXPECT(!allocate_stack(kStackSlotBytes, too_big));
+}
+
+}  // namespace hvkvm::guest
+
+namespace hvkvm::guest {
+namespace {
+
+// Leaves pages in the calling CPU's cache: single pages freed go to the cache, not the zone.
+void fill_this_cpu_cache(void* pages_per_cpu) {
+    const auto count = reinterpret_cast<uint64_t>(pages_per_cpu);
+    uint64_t taken[32];
+    for (uint64_t i = 0; i < count; ++i) taken[i] = mm::allocate_pages(0);
+    for (uint64_t i = 0; i < count; ++i)
+        if (taken[i]) mm::free_pages(taken[i], 0);
+}
+
+}  // namespace
+
+KTEST(mm, exhaustion_takes_back_pages_other_cpus_cache) {
+    KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs: pages cached by another CPU");
+    mm::drain_page_cache();
+    const mm::PageStats before = mm::page_stats();
+    const uint32_t self = [] {
+        platform::InterruptsDisabled no_interrupts;
+        return this_cpu().index;
+    }();
+    for (uint32_t i = 0; i < smp::online_count(); ++i) {
+        const uint32_t cpu = test::nth_online_cpu(i);
+        if (cpu != self) smp::run_on_cpu(cpu, fill_this_cpu_cache, reinterpret_cast<void*>(uint64_t{32}));
+    }
+    KASSERT(mm::page_stats().cached_pages > 0);  // other CPUs' caches hold pages now
+    // Take everything from this CPU: the zones run dry first; then every CPU's cache must be
+    // drained, so that no page stays stranded in another CPU's cache.
+    Block* head = nullptr;
+    uint64_t pages = 0;
+    while (uint64_t address = mm::allocate_pages(0)) {
+        auto* block = reinterpret_cast<Block*>(address);
+        block->next = head;
+        head = block;
+        ++pages;
+    }
+    KEXPECT_EQ(pages, before.free_pages);
+    KEXPECT_EQ(mm::page_stats().cached_pages, 0u);
+    while (head) {
+        Block* next = head->next;
+        mm::free_pages(reinterpret_cast<uint64_t>(head), 0);
+        head = next;
+    }
+    mm::drain_page_cache();
+    KEXPECT_EQ(mm::page_stats().free_pages, before.free_pages);
+}
+
+KTEST(mm, aligned_allocations_with_many_objects_live) {
+    const mm::HeapStats before = mm::heap_stats();
+    constexpr uint32_t kLive = 256;
+    struct Live {
+        uint8_t* bytes;
+        size_t size;
+        size_t alignment;
+    };
+    static Live live[kLive];
+    Random random(2024);
+    uint32_t misaligned = 0, overlapping = 0, corrupted = 0;
+    for (uint32_t i = 0; i < kLive; ++i) {
+        const size_t alignment = size_t{1} << random.below(13);  // 1 .. 4096
+        const size_t size = 1 + random.below(random.below(4) == 0 ? 9000 : 300);
+        live[i] = {static_cast<uint8_t*>(mm::allocate(size, alignment)), size, alignment};
+        KASSERT(live[i].bytes != nullptr);
+        misaligned += reinterpret_cast<uint64_t>(live[i].bytes) % alignment != 0;
+        memset(live[i].bytes, static_cast<uint8_t>(i), size);
+    }
+    // Every object still holds its own pattern (no two overlap), and none overlaps another.
+    for (uint32_t i = 0; i < kLive; ++i) {
+        for (size_t b = 0; b < live[i].size; ++b) corrupted += live[i].bytes[b] != static_cast<uint8_t>(i);
+        for (uint32_t j = i + 1; j < kLive; ++j) {
+            const auto a = reinterpret_cast<uint64_t>(live[i].bytes), c = reinterpret_cast<uint64_t>(live[j].bytes);
+            overlapping += a < c + live[j].size && c < a + live[i].size;
+        }
+    }
+    KEXPECT_EQ(misaligned, 0u);
+    KEXPECT_EQ(overlapping, 0u);
+    KEXPECT_EQ(corrupted, 0u);
+    for (Live& object : live) mm::free(object.bytes);
+    KEXPECT_EQ(mm::heap_stats().live_allocations, before.live_allocations);
 }
 
 }  // namespace hvkvm::guest

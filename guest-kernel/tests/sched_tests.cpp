@@ -3,7 +3,7 @@
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
 #include "kernel/test/ktest.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 #include "lib/bits.h"
 #include "mm/heap.h"
 #include "mm/page_allocator.h"
@@ -91,6 +91,7 @@ void note_cpus_until_deadline(void* context, uint32_t) {
 }  // namespace
 
 KTEST(sched, runnable_threads_spread_over_idle_cpus) {
+    KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs to spread over");
     const uint32_t cpus = smp::online_count();
     PlacementRun run{0, time::now_ns() + 100'000'000};
     KASSERT(test::run_in_threads(cpus, Placement::kFree, note_cpus_until_deadline, &run));
@@ -108,7 +109,7 @@ void note_start_cpu(void* context) { static_cast<IdealRun*>(context)->started_on
 }  // namespace
 
 KTEST(sched, new_thread_starts_on_its_ideal_processor) {
-    if (smp::online_count() < 2) return;  // the only CPU is busy running this test
+    KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs: the only CPU is busy running this test");
     uint32_t ideal;
     {
         platform::InterruptsDisabled no_interrupts;  // another CPU than the one running this test: idle

@@ -2,11 +2,12 @@
 // vCPUs themselves are time-shared by the host: lock holders get descheduled mid-section).
 #include "arch/x86_64/per_cpu.h"
 #include "hv/hypervisor.h"
+#include "kernel/console.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
-#include "kernel/sync/mutex.h"
+#include "kernel/sched/mutex.h"
 #include "kernel/test/ktest.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 #include "tests/test_threads.h"
 
 namespace hvkvm::guest {
@@ -295,6 +296,69 @@ KTEST(sync, producers_and_consumers_lose_nothing) {
     KEXPECT_EQ(buffer.consumed_sum, buffer.produced_sum);
     KEXPECT_EQ(buffer.free_slots.count(), kSlots);
     KEXPECT_EQ(buffer.filled_slots.count(), 0u);
+}
+
+}  // namespace hvkvm::guest
+
+namespace hvkvm::guest {
+namespace {
+
+// One holder keeps the lock long enough that the waiter spins out and halts in the hypervisor;
+// the unlock must then kick it.
+struct KickRun {
+    PvTicketLock lock;
+    uint32_t rounds;
+    uint32_t held;      // round the holder is in, once it holds the lock
+    uint32_t waiting;   // round the waiter is in, once it is about to take the lock
+    uint32_t acquired;  // rounds the waiter has finished
+};
+
+void hold_or_wait(void* context, uint32_t index) {
+    auto& run = *static_cast<KickRun*>(context);
+    for (uint32_t round = 1; round <= run.rounds; ++round) {
+        if (index == 0) {
+            while (__atomic_load_n(&run.acquired, __ATOMIC_ACQUIRE) != round - 1) x86::pause();
+            platform::InterruptsDisabled no_interrupts;
+            run.lock.lock();
+            __atomic_store_n(&run.held, round, __ATOMIC_RELEASE);
+            while (__atomic_load_n(&run.waiting, __ATOMIC_ACQUIRE) != round) x86::pause();
+            time::spin_for_ns(3'000'000);  // far longer than the waiter spins before halting
+            run.lock.unlock();
+        } else {
+            while (__atomic_load_n(&run.held, __ATOMIC_ACQUIRE) != round) x86::pause();
+            platform::InterruptsDisabled no_interrupts;
+            __atomic_store_n(&run.waiting, round, __ATOMIC_RELEASE);
+            run.lock.lock();
+            run.lock.unlock();
+            __atomic_store_n(&run.acquired, round, __ATOMIC_RELEASE);
+        }
+    }
+}
+
+}  // namespace
+
+KTEST(sync, pv_lock_waiters_are_kicked_not_timed_out) {
+    KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs: a holder and a waiter");
+    KSKIP_UNLESS(hv::available() && hv::recommended_spin_count() != abi::hv::kSpinCountNeverNotify,
+                 "the hypervisor does not recommend spin-then-notify (enlightenments.spinlock=false)");
+    static KickRun run;
+    run.rounds = 30;
+    run.held = run.waiting = run.acquired = 0;
+    const PvLockStats before = pv_lock_stats();
+    KASSERT(test::run_in_threads(2, test::Placement::kOnePerCpu, hold_or_wait, &run));
+    const PvLockStats after = pv_lock_stats();
+    const uint64_t halts = after.halts - before.halts;
+    const uint64_t kicked = after.woken_by_kick - before.woken_by_kick;
+    const uint64_t lost_kicks = after.acquired_after_timeout - before.acquired_after_timeout;
+    kprint("    %lu halts, %lu woken by a kick, %lu timeouts, %lu hand-overs found only after a timeout\n", halts,
+           kicked, after.timeouts - before.timeouts, lost_kicks);
+    // The waiter halted (in most rounds: the host may deschedule its vCPU for a whole round),
+    // and woke by a kick or, holding 3 ms against a 1 ms backstop, by timeouts while the lock was
+    // still held. A hand-over it discovers only when the backstop expires is a lost kick; one can
+    // race legitimately (the unlock lands just as the halt times out), so allow very few.
+    KEXPECT(halts >= run.rounds / 2);
+    KEXPECT(kicked > 0);
+    KEXPECT(lost_kicks <= run.rounds / 10);
 }
 
 }  // namespace hvkvm::guest

@@ -1,18 +1,20 @@
 #!/usr/bin/env bash
 # Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
 #
-#   run_vmm.sh VMM [--needs-kvm] [--status N] [--expect REGEX]... [--reject REGEX]...
+#   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--status N] [--expect REGEX]... [--reject REGEX]...
 #              [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS] -- VMM_ARGS...
 #
 # --expect/--reject match (grep -E) the combined stdout+stderr. Exit status 77 means skipped
-# (ctest SKIP_RETURN_CODE): the test needs /dev/kvm and this machine has none usable.
+# (ctest SKIP_RETURN_CODE): the test needs /dev/kvm (or a PVM host's /dev/kvm) and this machine has
+# none usable.
 set -u
 vmm=$1; shift
-needs_kvm=0 status=0 signal="" signal_after=0
+needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0
 expects=() rejects=() file_checks=()
 while [ $# -gt 0 ]; do
     case $1 in
         --needs-kvm) needs_kvm=1; shift ;;
+        --needs-pvm) needs_kvm=1; needs_pvm=1; shift ;;
         --status) status=$2; shift 2 ;;
         --expect) expects+=("$2"); shift 2 ;;
         --reject) rejects+=("$2"); shift 2 ;;
@@ -25,6 +27,11 @@ done
 
 if [ "$needs_kvm" = 1 ] && ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
     echo "SKIPPED: this test boots a VM and needs read/write access to /dev/kvm, which this machine lacks"
+    exit 77
+fi
+
+if [ "$needs_pvm" = 1 ] && [ ! -d /sys/module/kvm_pvm ]; then
+    echo "SKIPPED: this test checks behaviour specific to PVM hosts (module kvm_pvm), and this host's KVM is not PVM"
     exit 77
 fi
 

@@ -4,8 +4,7 @@
 #include "arch/x86_64/cpu_features.h"
 #include "arch/x86_64/interrupt_vectors.h"
 #include "hvkvm/abi/boot.h"
-#include "kernel/time.h"
-#include "mm/paging.h"
+#include "arch/x86_64/time.h"
 
 namespace hvkvm::guest::apic {
 namespace {
@@ -78,7 +77,6 @@ uint64_t calibrate_timer() {
 void init_boot_cpu() {
     mode.x2apic = x86::cpu_features().x2apic;
     mode.tsc_deadline = x86::cpu_features().tsc_deadline;
-    if (!mode.x2apic) mm::map_mmio(abi::kLocalApicGpa, 4096);
     init_this_cpu();
     if (!mode.tsc_deadline) mode.timer_ticks_per_ms = calibrate_timer();
 }

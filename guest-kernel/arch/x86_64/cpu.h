@@ -8,6 +8,11 @@ namespace hvkvm::guest::x86 {
 
 inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
 inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port)); }
+inline uint32_t inl(uint16_t port) {
+    uint32_t value;
+    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+    return value;
+}
 inline uint8_t inb(uint16_t port) {
     uint8_t value;
     __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
@@ -53,6 +58,11 @@ inline uint64_t read_cr3() {
 }
 
 inline void pause() { __asm__ volatile("pause"); }
+
+// Removes one page from this CPU's TLB (mm/tlb.h flushes every CPU's).
+inline void invalidate_page(uint64_t virtual_address) {
+    __asm__ volatile("invlpg (%0)" : : "r"(virtual_address) : "memory");
+}
 
 [[noreturn]] inline void halt_forever() {
     for (;;) __asm__ volatile("hlt");

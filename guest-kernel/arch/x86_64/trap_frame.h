@@ -22,15 +22,5 @@ static_assert(sizeof(TrapFrame) == 22 * 8);
 
 inline constexpr uint32_t kFirstExternalVector = 32;
 
-// An exception handler returns true if it dealt with the exception (execution resumes at
-// frame.rip, which it may have changed); false means unhandled, which crashes the guest.
-using ExceptionHandler = bool (*)(TrapFrame& frame);
-using InterruptHandler = void (*)(TrapFrame& frame);
-
-// Registration is for boot time and tests; handlers are shared by all CPUs.
-void set_exception_handler(uint8_t vector, ExceptionHandler handler);
-void set_interrupt_handler(uint8_t vector, InterruptHandler handler);
-
-const char* exception_name(uint64_t vector);
 
 }  // namespace hvkvm::guest::x86

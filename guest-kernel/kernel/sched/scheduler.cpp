@@ -3,12 +3,13 @@
 #include "arch/x86_64/apic.h"
 #include "arch/x86_64/interrupt_vectors.h"
 #include "arch/x86_64/per_cpu.h"
+#include "arch/x86_64/time.h"
 #include "arch/x86_64/trap_frame.h"
+#include "kernel/interrupts.h"
 #include "kernel/panic.h"
 #include "kernel/sched/scheduler_internal.h"
 #include "kernel/sched/timer.h"
-#include "kernel/smp/smp.h"
-#include "kernel/time.h"
+#include "kernel/sync/cross_call.h"
 
 extern "C" hvkvm::guest::sched::Thread* switch_context(uint64_t* save_rsp, uint64_t new_rsp,
                                                         hvkvm::guest::sched::Thread* previous);
@@ -136,8 +137,8 @@ void adopt_current_context_as_idle() {
 Thread* current_thread() { return this_cpu().current_thread; }
 
 void init_boot_cpu() {
-    x86::set_interrupt_handler(x86::kTimerVector, handle_timer_vector);
-    x86::set_interrupt_handler(x86::kRescheduleVector, handle_reschedule_vector);
+    interrupts::set_handler(x86::kTimerVector, handle_timer_vector);
+    interrupts::set_handler(x86::kRescheduleVector, handle_reschedule_vector);
     adopt_current_context_as_idle();
 }
 

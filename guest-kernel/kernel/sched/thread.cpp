@@ -8,7 +8,7 @@
 #include "kernel/sched/scheduler.h"
 #include "kernel/sched/scheduler_internal.h"
 #include "kernel/sched/thread.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 
 extern "C" char thread_entry_trampoline[];
 

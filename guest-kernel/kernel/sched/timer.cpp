@@ -3,7 +3,7 @@
 #include "arch/x86_64/apic.h"
 #include "arch/x86_64/per_cpu.h"
 #include "kernel/sync/spinlock.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 
 namespace hvkvm::guest::sched {
 namespace {

@@ -1,10 +1,9 @@
-// Secondary CPUs: starting them through the VMM, the set of online CPUs, and running a function
-// on other CPUs (inter-processor interrupts).
+// Bringing up the secondary CPUs through the VMM (modelled on HvCallStartVirtualProcessor). The
+// online set and cross-CPU calls are in kernel/sync/cross_call.h.
 #pragma once
 
-#include <stdint.h>
-
 #include "hvkvm/abi/boot.h"
+#include "kernel/sync/cross_call.h"
 
 namespace hvkvm::guest::smp {
 
@@ -12,25 +11,8 @@ namespace hvkvm::guest::smp {
 // waits until each has come online (panics naming any that does not).
 void start_secondary_cpus(const abi::BootInfo& boot_info);
 
-// Called by each CPU at the end of its own bring-up.
-void mark_this_cpu_online();
-
-uint32_t configured_cpu_count();
-uint64_t online_mask();
-uint32_t online_count();
-
-using CpuFunction = void (*)(void* argument);
-
-// Runs `function(argument)` on `cpu` (directly, if that is this CPU) and waits for it. May be
-// called with interrupts disabled: while waiting, this CPU keeps serving calls aimed at it.
-void run_on_cpu(uint32_t cpu, CpuFunction function, void* argument);
-// Runs it on every other online CPU and waits for all of them.
-void run_on_other_cpus(CpuFunction function, void* argument);
-
-struct IpiStats {
-    uint64_t calls_sent;
-    uint64_t calls_served;
-};
-IpiStats ipi_stats(uint32_t cpu);
+// Asks the VMM to start `cpu` with a prepared request (abi::VcpuStartRequest) and returns the
+// status the VMM wrote; for tests of the VMM's validation, too.
+abi::VcpuStartStatus request_vcpu_start(abi::VcpuStartRequest& request);
 
 }  // namespace hvkvm::guest::smp

@@ -2,7 +2,7 @@
 
 #include "arch/x86_64/per_cpu.h"
 #include "hv/hypervisor.h"
-#include "kernel/smp/smp.h"
+#include "kernel/sync/cross_call.h"
 
 namespace hvkvm::guest {
 
@@ -19,6 +19,11 @@ struct WaitingFor {
 };
 WaitingFor waiting_for[abi::kMaxVcpus];
 
+// Slow-path counters (relaxed atomics: only waiters that halt and unlockers that kick touch them).
+PvLockStats stats;
+
+void count(uint64_t& counter) { __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED); }
+
 // A backstop only: a lost kick would be a bug, but must not hang the CPU.
 constexpr uint64_t kHaltLimit100ns = 10'000;  // 1 ms
 
@@ -32,6 +37,13 @@ uint32_t spins_for(uint32_t distance, uint32_t spin_count) {
 }
 
 }  // namespace
+
+PvLockStats pv_lock_stats() {
+    return {__atomic_load_n(&stats.halts, __ATOMIC_RELAXED), __atomic_load_n(&stats.woken_by_kick, __ATOMIC_RELAXED),
+            __atomic_load_n(&stats.timeouts, __ATOMIC_RELAXED),
+            __atomic_load_n(&stats.acquired_after_timeout, __ATOMIC_RELAXED),
+            __atomic_load_n(&stats.kicks_sent, __ATOMIC_RELAXED)};
+}
 
 void set_spinlock_kind(SpinLockKind kind) { detail::current_spinlock_kind = kind; }
 SpinLockKind spinlock_kind() { return detail::current_spinlock_kind; }
@@ -59,10 +71,18 @@ void PvTicketLock::lock_slow(uint32_t ticket) {
         __atomic_store_n(&slot.ticket, ticket, __ATOMIC_RELAXED);
         __atomic_store_n(&slot.lock, this, __ATOMIC_RELAXED);
         __atomic_fetch_add(&sleepers_, 1, __ATOMIC_SEQ_CST);
-        if (__atomic_load_n(&serving_, __ATOMIC_ACQUIRE) != ticket) hv::wait_for_kick(kHaltLimit100ns);
+        bool timed_out = false;
+        if (__atomic_load_n(&serving_, __ATOMIC_ACQUIRE) != ticket) {
+            count(stats.halts);
+            timed_out = hv::wait_for_kick(kHaltLimit100ns) == hv::Status::kTimeout;
+            count(timed_out ? stats.timeouts : stats.woken_by_kick);
+        }
         __atomic_store_n(&slot.lock, nullptr, __ATOMIC_RELAXED);
         __atomic_fetch_sub(&sleepers_, 1, __ATOMIC_RELAXED);
-        if (__atomic_load_n(&serving_, __ATOMIC_ACQUIRE) == ticket) return;
+        if (__atomic_load_n(&serving_, __ATOMIC_ACQUIRE) == ticket) {
+            if (timed_out) count(stats.acquired_after_timeout);
+            return;
+        }
     }
 }
 
@@ -77,6 +97,7 @@ void PvTicketLock::kick_waiter(uint32_t ticket) {
         const uint32_t waits_for = __atomic_load_n(&slot.ticket, __ATOMIC_RELAXED);
         if (waits_for == ticket || waits_for == ticket + 1) {
             hv::kick_vp(cpu);
+            count(stats.kicks_sent);
             ++kicked;
         }
     }

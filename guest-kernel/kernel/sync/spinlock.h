@@ -117,6 +117,19 @@ private:
     Notify notify_;
 };
 
+// What paravirtual ticket-lock waiters did in the hypervisor, summed over every lock since boot.
+// A waiter that halts must be woken by the unlocker's kick; the 1 ms halt limit is only a
+// backstop, so `acquired_after_timeout` counts hand-overs whose kick never came (a lost kick),
+// which tests assert stays near zero.
+struct PvLockStats {
+    uint64_t halts;                   // WaitForKick calls
+    uint64_t woken_by_kick;
+    uint64_t timeouts;                // the halt limit expired
+    uint64_t acquired_after_timeout;  // ... and the lock had been handed to the waiter meanwhile
+    uint64_t kicks_sent;
+};
+PvLockStats pv_lock_stats();
+
 enum class SpinLockKind : uint8_t { kTestAndSet, kParavirtualTicket };
 
 // Chosen once by the boot CPU, while no SpinLock is held (after the hypervisor interface is known).

@@ -5,9 +5,9 @@
 #include "arch/x86_64/cpu.h"
 #include "kernel/console.h"
 #include "kernel/sched/thread.h"
-#include "kernel/sync/mutex.h"
+#include "kernel/sched/mutex.h"
 #include "kernel/host_interface.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 #include "lib/format.h"
 
 extern "C" const hvkvm::guest::ktest::TestCase __ktests_start[], __ktests_end[];
@@ -73,9 +73,11 @@ void run_test_thread(void* argument) {
     run->finished.set();
 }
 
+enum class Verdict { kPassed, kFailed, kSkipped };
+
 // Runs one test in a thread of its own (so that it may block, sleep and be preempted), with a
 // time limit: a test that hangs ends the whole run, since a kernel thread cannot be killed.
-bool run_one(const TestCase& test) {
+Verdict run_one(const TestCase& test, const char** skip_reason) {
     TestRun run{&test, {}, Event(Event::Reset::kManual)};
     sched::ThreadOptions options;
     options.name = test.name;
@@ -84,35 +86,50 @@ bool run_one(const TestCase& test) {
     sched::Thread* thread = sched::create_thread(run_test_thread, &run, options);
     if (!thread) {
         kprint("FAIL %s: cannot create its thread\n", test.name);
-        return false;
+        return Verdict::kFailed;
     }
     if (!run.finished.wait_until(time::now_ns() + kTestTimeLimitNs)) {
         kprint("FAIL %s: still running after %lu s; stopping the test run\n", test.name, kTestTimeLimitNs / 1000000000);
         exit_to_vmm(abi::GuestExitCode::kFailure);
     }
     sched::join(thread);
-    return !run.context.failed();
+    if (run.context.failed()) return Verdict::kFailed;  // a failure before the skip still counts
+    *skip_reason = run.context.skip_reason();
+    return *skip_reason ? Verdict::kSkipped : Verdict::kPassed;
 }
 
 }  // namespace
 
 bool run_matching(const char* glob, uint32_t glob_length) {  // glob: comma-separated globs
-    uint32_t passed = 0, failed = 0;
+    uint32_t passed = 0, failed = 0, skipped = 0;
     const uint64_t suite_start = time::now_ns();
     for (const TestCase* test = __ktests_start; test != __ktests_end; ++test) {
         if (!matches_any(glob, glob_length, test->name)) continue;
         const uint64_t start = time::now_ns();
-        const bool ok = run_one(*test);
+        const char* skip_reason = nullptr;
+        const Verdict verdict = run_one(*test, &skip_reason);
         const uint64_t elapsed_us = (time::now_ns() - start) / 1000;
-        kprint("%s %s (%lu.%03lu ms)\n", ok ? "ok  " : "FAIL", test->name, elapsed_us / 1000, elapsed_us % 1000);
-        ++(ok ? passed : failed);
+        switch (verdict) {
+        case Verdict::kPassed:
+            kprint("ok   %s (%lu.%03lu ms)\n", test->name, elapsed_us / 1000, elapsed_us % 1000);
+            ++passed;
+            break;
+        case Verdict::kFailed:
+            kprint("FAIL %s (%lu.%03lu ms)\n", test->name, elapsed_us / 1000, elapsed_us % 1000);
+            ++failed;
+            break;
+        case Verdict::kSkipped:
+            kprint("skip %s: %s\n", test->name, skip_reason);
+            ++skipped;
+            break;
+        }
     }
-    if (passed + failed == 0) {
+    if (passed + failed + skipped == 0) {
         kprint("no test matches \"%.*s\"\n", static_cast<int>(glob_length), glob);
         return false;
     }
     const uint64_t total_ms = (time::now_ns() - suite_start) / 1000000;
-    kprint("%u passed, %u failed (%lu ms)\n", passed, failed, total_ms);
+    kprint("%u passed, %u failed, %u skipped (%lu ms)\n", passed, failed, skipped, total_ms);
     return failed == 0;
 }
 

@@ -5,11 +5,13 @@
 //         KEXPECT(condition);                 // records a failure, carries on
 //         KEXPECT_EQ(actual, expected);       // same, printing both values
 //         KASSERT(pointer != nullptr);        // records a failure and ends the test
+//         KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs");  // ends it as skipped
 //     }
 //
 // The kernel command line `test=GLOB[,GLOB...]` (globs over "suite.name", `*` and `?`) runs the matching tests
 // one after another, each in its own kernel thread, prints one line per test and a final
-// "N passed, N failed" line, and ends the run with status 0 only if every test passed.
+// "N passed, N failed, N skipped" line, and ends the run with status 0 only if none failed. A
+// test that cannot run in this configuration skips with its reason, never passes silently.
 #pragma once
 
 #include <stdint.h>
@@ -19,11 +21,14 @@ namespace hvkvm::guest::ktest {
 class Context {
 public:
     __attribute__((format(printf, 4, 5))) void fail(const char* file, int line, const char* format, ...);
+    void skip(const char* reason) { skip_reason_ = reason; }
     bool failed() const { return failures_ != 0; }
     uint32_t failures() const { return failures_; }
+    const char* skip_reason() const { return skip_reason_; }  // null unless skipped
 
 private:
     uint32_t failures_ = 0;
+    const char* skip_reason_ = nullptr;
 };
 
 struct TestCase {
@@ -61,6 +66,15 @@ bool glob_match(const char* pattern, uint32_t pattern_length, const char* text);
             ktest_context.fail(__FILE_NAME__, __LINE__, "expected %s == %s (got %lld, expected %lld)",      \
                                #actual, #expected, static_cast<long long>(ktest_actual),               \
                                static_cast<long long>(ktest_expected));                                \
+    } while (0)
+
+// Ends the test as skipped (with `reason`, a string literal) unless `condition` holds.
+#define KSKIP_UNLESS(condition, reason)   \
+    do {                                  \
+        if (!(condition)) {               \
+            ktest_context.skip(reason);   \
+            return;                       \
+        }                                 \
     } while (0)
 
 #define KASSERT(condition)                                                                     \

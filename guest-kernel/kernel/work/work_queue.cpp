@@ -3,8 +3,8 @@
 #include "arch/x86_64/per_cpu.h"
 #include "kernel/panic.h"
 #include "kernel/sched/thread.h"
-#include "kernel/smp/smp.h"
-#include "kernel/sync/mutex.h"
+#include "kernel/sync/cross_call.h"
+#include "kernel/sched/mutex.h"
 
 namespace hvkvm::guest::work {
 namespace {

@@ -8,17 +8,18 @@
 #include "arch/x86_64/descriptors.h"
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
+#include "drivers/ioapic.h"
 #include "hv/hypervisor.h"
 #include "kernel/boot_info.h"
 #include "kernel/console.h"
 #include "kernel/host_interface.h"
-#include "kernel/kernel_main.h"
+#include "init/kernel_main.h"
 #include "kernel/panic.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
 #include "kernel/sync/spinlock.h"
 #include "kernel/work/work_queue.h"
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 #include "mm/mm.h"
 
 extern "C" {
@@ -76,7 +77,7 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
     time::init(boot_info->tsc_khz);
     mm::init(*boot_info);
     boot_phase_reached(abi::BootPhase::kMemoryReady);
-    if (hv::init(boot_info->vcpu_count)) {
+    if (hv::init()) {
         console_use_hypervisor_messages();
         // Single-threaded and no lock held: the one moment the spinlock algorithm may change.
         if (hv::recommended_spin_count() != abi::hv::kSpinCountNeverNotify) set_spinlock_kind(SpinLockKind::kParavirtualTicket);
@@ -84,6 +85,7 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
 
     mask_legacy_pic();
     apic::init_boot_cpu();
+    ioapic::init();
     boot_phase_reached(abi::BootPhase::kInterruptsReady);
     sched::init_boot_cpu();
     smp::mark_this_cpu_online();

@@ -7,9 +7,9 @@
 
 namespace hvkvm::guest {
 
-class Uart16550 {
+class SerialPort {
 public:
-    explicit Uart16550(uint16_t base) : base_(base) {}
+    explicit SerialPort(uint16_t base) : base_(base) {}
     void init();  // 115200 8N1, FIFOs on, interrupts off
     void write(const char* text, size_t length);
 

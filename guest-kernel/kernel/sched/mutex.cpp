@@ -1,4 +1,4 @@
-#include "kernel/sync/mutex.h"
+#include "kernel/sched/mutex.h"
 
 #include "kernel/panic.h"
 #include "kernel/sched/scheduler.h"

@@ -1,4 +1,4 @@
-#include "kernel/kernel_main.h"
+#include "init/kernel_main.h"
 
 #include "arch/x86_64/cpu.h"
 #include "bench/spinlock_bench.h"
@@ -7,6 +7,7 @@
 #include "kernel/console.h"
 #include "kernel/diagnostics.h"
 #include "kernel/host_interface.h"
+#include "kernel/sync/cross_call.h"
 #include "kernel/test/ktest.h"
 
 namespace hvkvm::guest {
@@ -16,10 +17,11 @@ constexpr const char* kKernelVersion = "0.1.0";
 
 void print_banner(const abi::BootInfo& boot_info, const Cmdline& cmdline) {
     const platform::Kind kind = platform::kind();
-    kprint("hvkvm guest kernel %s on %s platform (%s), %u vCPU(s), %lu MiB RAM\n", kKernelVersion,
+    // The vCPUs counted by the kernel itself (each marked itself online), not the configured number.
+    kprint("hvkvm guest kernel %s on %s platform (%s), %u vCPU(s) online, %lu MiB RAM\n", kKernelVersion,
            platform::name(kind),
            kind == platform::Kind::kPvm ? "converted: native-speed supervisor mode" : "unconverted",
-           boot_info.vcpu_count, boot_info.memory_bytes >> 20);
+           smp::online_count(), boot_info.memory_bytes >> 20);
     if (!cmdline.text().empty())
         kprint("cmdline: %.*s\n", static_cast<int>(cmdline.text().size()), cmdline.text().data());
 }

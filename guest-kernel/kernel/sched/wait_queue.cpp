@@ -1,4 +1,4 @@
-#include "kernel/sync/wait_queue.h"
+#include "kernel/sched/wait_queue.h"
 
 #include "kernel/sched/scheduler.h"
 

@@ -1,4 +1,4 @@
-#include "drivers/uart16550.h"
+#include "arch/x86_64/serial_port.h"
 
 #include "arch/x86_64/cpu.h"
 
@@ -11,7 +11,7 @@ constexpr uint32_t kFifoDepth = 16;
 
 }  // namespace
 
-void Uart16550::init() {
+void SerialPort::init() {
     x86::outb(base_ + kInterruptEnable, 0x00);
     x86::outb(base_ + kLineControl, 0x80);  // DLAB: divisor follows
     x86::outb(base_ + kData, 0x01);         // 115200 baud
@@ -22,7 +22,7 @@ void Uart16550::init() {
     fifo_credit_ = 0;
 }
 
-void Uart16550::put(uint8_t byte) {
+void SerialPort::put(uint8_t byte) {
     if (fifo_credit_ == 0) {
         while (!(x86::inb(base_ + kLineStatus) & kTransmitHoldingEmpty)) x86::pause();
         fifo_credit_ = kFifoDepth;
@@ -31,7 +31,7 @@ void Uart16550::put(uint8_t byte) {
     --fifo_credit_;
 }
 
-void Uart16550::write(const char* text, size_t length) {
+void SerialPort::write(const char* text, size_t length) {
     for (size_t i = 0; i < length; ++i) {
         if (text[i] == '\n') put('\r');
         put(static_cast<uint8_t>(text[i]));

@@ -1,4 +1,4 @@
-#include "kernel/time.h"
+#include "arch/x86_64/time.h"
 
 #include "arch/x86_64/cpu.h"
 

@@ -1,8 +1,9 @@
-#include "arch/x86_64/tlb.h"
+#include "mm/tlb.h"
 
-#include "kernel/smp/smp.h"
+#include "arch/x86_64/cpu.h"
+#include "kernel/sync/cross_call.h"
 
-namespace hvkvm::guest::x86 {
+namespace hvkvm::guest::mm {
 namespace {
 
 struct FlushRange {
@@ -12,7 +13,7 @@ struct FlushRange {
 
 void flush_locally(void* argument) {
     const auto* range = static_cast<const FlushRange*>(argument);
-    for (uint64_t i = 0; i < range->pages; ++i) invalidate_page(range->virtual_address + i * 4096);
+    for (uint64_t i = 0; i < range->pages; ++i) x86::invalidate_page(range->virtual_address + i * 4096);
 }
 
 void flush_whole_tlb_locally(void*) {
@@ -33,4 +34,4 @@ void flush_tlb_everywhere(uint64_t virtual_address, uint64_t pages) {
     if (smp::online_count() > 1) smp::run_on_other_cpus(flush_locally, &range);
 }
 
-}  // namespace hvkvm::guest::x86
+}  // namespace hvkvm::guest::mm

@@ -6,7 +6,7 @@
 
 #include <stdint.h>
 
-#include "kernel/sync/wait_queue.h"
+#include "kernel/sched/wait_queue.h"
 
 namespace hvkvm::guest {
 
