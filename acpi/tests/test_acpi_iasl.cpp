@@ -33,6 +33,13 @@ std::optional<fs::path> find_iasl() {
     return std::nullopt;
 }
 
+// iasl, or nullopt after reporting the test as skipped (ctest reads "SKIPPED:").
+std::optional<fs::path> iasl_or_skip() {
+    std::optional<fs::path> iasl = find_iasl();
+    if (!iasl) WARN("SKIPPED: iasl is not installed (Debian package acpica-tools; .ci/install-deps installs it)");
+    return iasl;
+}
+
 class ScratchDir {
 public:
     ScratchDir() {
@@ -229,11 +236,8 @@ numa::Topology scenario_topology(int scenario) {
 }
 
 TEST_CASE("iasl: every table disassembles cleanly and decodes to the topology") {
-    std::optional<fs::path> iasl = find_iasl();
-    if (!iasl) {
-        WARN("SKIPPED: iasl is not installed (Debian package acpica-tools; .ci/install-deps installs it)");
-        return;
-    }
+    std::optional<fs::path> iasl = iasl_or_skip();
+    if (!iasl) return;
     ScratchDir scratch;
     for (int scenario = 0; scenario < 4; ++scenario) {
         for (ApicEntries entries : {ApicEntries::kXApic, ApicEntries::kX2Apic}) {
@@ -256,11 +260,8 @@ TEST_CASE("iasl: every table disassembles cleanly and decodes to the topology") 
 }
 
 TEST_CASE("iasl: the check notices a bad checksum and a broken subtable (it can fail)") {
-    std::optional<fs::path> iasl = find_iasl();
-    if (!iasl) {
-        WARN("SKIPPED: iasl is not installed (Debian package acpica-tools; .ci/install-deps installs it)");
-        return;
-    }
+    std::optional<fs::path> iasl = iasl_or_skip();
+    if (!iasl) return;
     ScratchDir scratch;
     AcpiImage image = host::build_acpi_tables(uniform_topology(2, 2), 4, kImageGpa);
     const host::TableLocation& srat = image.table("SRAT");
