@@ -69,8 +69,7 @@ Status load_table(const TableWindow& window, uint64_t gpa, TableRef& table, Tabl
 }
 
 struct FoundTables {
-    TableRef madt, srat, slit;
-    bool has_madt = false, has_srat = false, has_slit = false;
+    TableRef madt, srat, slit;  // bytes == nullptr until the XSDT lists the table
 };
 
 // Records a table the XSDT lists if it is one hvkvm reads; others are checked, then ignored.
@@ -79,17 +78,14 @@ Status note_table(const TableRef& table, const TableHeader& header, uint32_t ind
         const char (&signature)[4];
         const char* name;
         TableRef& slot;
-        bool& seen;
     };
-    Wanted wanted[] = {{kMadtSignature, "MADT", found.madt, found.has_madt},
-                       {kSratSignature, "SRAT", found.srat, found.has_srat},
-                       {kSlitSignature, "SLIT", found.slit, found.has_slit}};
+    Wanted wanted[] = {{kMadtSignature, "MADT", found.madt}, {kSratSignature, "SRAT", found.srat},
+                       {kSlitSignature, "SLIT", found.slit}};
     for (Wanted& candidate : wanted) {
         if (!same_signature(header.signature, candidate.signature, 4)) continue;
-        if (candidate.seen) return Status::failure("XSDT entry %u: a second %s", index, candidate.name);
+        if (candidate.slot.bytes != nullptr) return Status::failure("XSDT entry %u: a second %s", index, candidate.name);
         candidate.slot = table;
         candidate.slot.name = candidate.name;
-        candidate.seen = true;
     }
     return Status::ok();
 }
@@ -116,9 +112,9 @@ Status find_tables(const TableWindow& window, uint64_t xsdt_gpa, FoundTables& fo
             return status.with_prefix("XSDT entry %u", index);
         if (Status status = note_table(table, header, index, found); !status) return status;
     }
-    if (!found.has_madt) return Status::failure("XSDT lists no MADT");
-    if (!found.has_srat) return Status::failure("XSDT lists no SRAT");
-    if (!found.has_slit) return Status::failure("XSDT lists no SLIT");
+    if (found.madt.bytes == nullptr) return Status::failure("XSDT lists no MADT");
+    if (found.srat.bytes == nullptr) return Status::failure("XSDT lists no SRAT");
+    if (found.slit.bytes == nullptr) return Status::failure("XSDT lists no SLIT");
     return Status::ok();
 }
 
