@@ -233,7 +233,7 @@ TEST_CASE("errors in a list name the element", "[config][numa]") {
     CHECK(error_of(kTwoNodes, {"numa.nodes[1].memory_mib=128"}) ==
           "numa.nodes: the nodes' memory_mib add up to 384, but machine.memory_mib is 512");
     CHECK(error_of(kTwoNodes, {"numa.nodes[1]=3"}) == "numa.nodes[1]: expected an object, got integer 3");
-    CHECK(error_of(kTwoNodes, {"numa.nodes=[]"}) == "numa.nodes: must have 1..8 elements, got 0");
+    CHECK(error_of(kTwoNodes, {"numa.nodes=[]"}) == "numa.nodes: must have 1..16 elements, got 0");
     CHECK(error_of(kTwoNodes, {"numa.nodes[0].vcpus=\"0\""}) ==
           "numa.nodes[0].vcpus: expected an array of integers, got string \"0\"");
 }
@@ -262,13 +262,16 @@ TEST_CASE("the NUMA distance matrix follows SLIT rules", "[config][numa]") {
     const VmConfig config = parse_config(kTwoNodes, dir.path(), {"numa.distances=[[10, 255], [255, 10]]"});
     CHECK(config.numa.distances[0][1] == 255);
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [20, 11]]"}) ==
-          "numa.distances[1][1]: a node's distance to itself must be 10, got 11");
+          "numa.distances[1][1]: must be 10, the distance from a node to itself, got 11");
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 11], [11, 10]]"}).empty());   // the nearest remote distance
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 10], [10, 10]]"}) ==
-          "numa.distances[0][1]: must be 11..254 (remote) or 255 (unreachable), got 10");
+          "numa.distances[0][1]: 10 means local; remote is 11..254, unreachable 255, got 10");
+    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 9], [9, 10]]"}) ==
+          "numa.distances[0][1]: 0..9 are reserved; remote is 11..254, unreachable 255, got 9");
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 256], [256, 10]]"}) == "numa.distances[0][1]: must be 0..255, got 256");
-    CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [30, 10]]"}) ==
-          "numa.distances[1][0]: is 30 but numa.distances[0][1] is 20 (set numa.asymmetric=true if that is intended)");
+    CHECK_THAT(error_of(kTwoNodes, {"numa.distances=[[10, 20], [30, 10]]"}),
+               Catch::EndsWith("(set numa.asymmetric=true if that is intended)") &&
+                   Catch::Contains("differs from the mirrored entry"));
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [30, 10]]", "numa.asymmetric=true"}).empty());
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20]]"}) == "numa.distances: must have 2..2 elements, got 1");
     CHECK(error_of(kTwoNodes, {"numa.distances=[[10, 20], [20]]"}) ==

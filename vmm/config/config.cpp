@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "hvkvm/abi/boot.h"
+#include "hvkvm/numa/distance.h"
 
 namespace hvkvm::vmm {
 namespace {
@@ -300,35 +301,33 @@ void check_numa_partition(const NumaConfig& numa, const MachineConfig& machine) 
                                                     memory_mib, machine.memory_mib));
 }
 
-// A square matrix with SLIT semantics: 10 on the diagonal, 11..254 remote, 255 unreachable;
-// symmetric unless `asymmetric` says otherwise. Absent: 10 local, 20 between any two nodes.
+// A square matrix with SLIT semantics (numa/distance.h: 10 on the diagonal, 11..254 remote, 255
+// unreachable), symmetric unless `asymmetric` says otherwise. Absent: 10 local, 20 remote.
 std::vector<std::vector<uint32_t>> parse_distances(const ObjectReader& reader, size_t node_count, bool asymmetric) {
     std::vector<std::vector<uint32_t>> distances(node_count, std::vector<uint32_t>(node_count, kDefaultRemoteDistance));
-    for (size_t i = 0; i < node_count; ++i) distances[i][i] = kSlitLocal;
+    for (size_t i = 0; i < node_count; ++i) distances[i][i] = numa::kLocalDistance;
     auto rows = reader.list("distances", node_count, node_count);
     if (!rows) return distances;
+    numa::DistanceMatrix matrix;
     for (size_t i = 0; i < node_count; ++i) {
         const auto& row = (*rows)[i];
-        const auto values = integer_array(row.value, row.path, 0, kSlitUnreachable, node_count);
+        const auto values = integer_array(row.value, row.path, 0, numa::kUnreachableDistance, node_count);
         if (values.size() != node_count)
             throw ConfigError(row.path, fmt::format("must have {} elements (one per node), got {}", node_count, values.size()));
         for (size_t j = 0; j < node_count; ++j) {
-            const std::string path = fmt::format("{}[{}]", row.path, j);
-            const auto distance = static_cast<uint32_t>(values[j]);
-            if (i == j && distance != kSlitLocal)
-                throw ConfigError(path, fmt::format("a node's distance to itself must be {}, got {}", kSlitLocal, distance));
-            if (i != j && distance < kSlitRemoteMin)
-                throw ConfigError(path, fmt::format("must be {}..{} (remote) or {} (unreachable), got {}", kSlitRemoteMin,
-                                                    kSlitUnreachable - 1, kSlitUnreachable, distance));
-            distances[i][j] = distance;
+            distances[i][j] = static_cast<uint32_t>(values[j]);
+            matrix.set(static_cast<uint32_t>(i), static_cast<uint32_t>(j), static_cast<uint8_t>(values[j]));
         }
     }
-    for (size_t i = 0; i < node_count && !asymmetric; ++i)
-        for (size_t j = 0; j < i; ++j)
-            if (distances[i][j] != distances[j][i])
-                throw ConfigError(fmt::format("numa.distances[{}][{}]", i, j),
-                                  fmt::format("is {} but numa.distances[{}][{}] is {} (set numa.asymmetric=true if "
-                                              "that is intended)", distances[i][j], j, i, distances[j][i]));
+    const numa::DistanceCheck check = numa::check_distances(
+        matrix, static_cast<uint32_t>(node_count), asymmetric ? numa::Symmetry::kAllowed : numa::Symmetry::kRequired);
+    if (!check.ok()) {
+        std::string problem = fmt::format("{}, got {}", numa::explain(check.problem), distances[check.row][check.column]);
+        if (check.problem == numa::DistanceProblem::kAsymmetric)
+            problem += fmt::format(" against numa.distances[{}][{}] = {} (set numa.asymmetric=true if that is intended)",
+                                   check.column, check.row, distances[check.column][check.row]);
+        throw ConfigError(fmt::format("numa.distances[{}][{}]", check.row, check.column), problem);
+    }
     return distances;
 }
 
@@ -336,7 +335,7 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
     NumaConfig numa;
     if (!doc.contains("numa")) return numa;
     ObjectReader reader(doc.at("numa"), "numa", {"nodes", "distances", "asymmetric", "pin_vcpus"});
-    auto nodes = reader.list("nodes", 1, kMaxNumaNodes);
+    auto nodes = reader.list("nodes", 1, numa::kMaxNodes);
     if (!nodes) throw ConfigError("numa.nodes", "missing (one object per virtual NUMA node)");
     for (const auto& node : *nodes) numa.nodes.push_back(parse_numa_node(node.value, node.path, machine.vcpus));
     check_numa_partition(numa, machine);

@@ -44,7 +44,8 @@ struct NumaNodeConfig {
     std::optional<uint32_t> host_node;  // bind this node's RAM to that host node
 };
 
-// Virtual NUMA topology. Empty `nodes`: one node holding every vCPU and all RAM.
+// Virtual NUMA topology (limits and distance rules: numa/). Empty `nodes`: one node holding every
+// vCPU and all RAM.
 struct NumaConfig {
     std::vector<NumaNodeConfig> nodes;
     // distances[i][j]: SLIT semantics, 10 local, 11..254 remote, 255 unreachable.
@@ -83,9 +84,7 @@ inline constexpr uint64_t kMinMemoryMib = 16;
 inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
 inline constexpr uint32_t kMaxSpinCount = 1u << 30;
-inline constexpr uint32_t kMaxNumaNodes = 8;
-inline constexpr uint32_t kSlitLocal = 10, kSlitRemoteMin = 11, kSlitUnreachable = 255;
-inline constexpr uint32_t kDefaultRemoteDistance = 20;
+inline constexpr uint32_t kDefaultRemoteDistance = 20;  // between nodes, when the config gives no matrix
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the
