@@ -32,9 +32,10 @@ void append_hypervisor_leaves(std::vector<kvm_cpuid_entry2>& entries, const Hype
     entries.push_back(leaf(kCpuidInterface, kInterfaceSignature));
     entries.push_back(leaf(kCpuidVersion, /*build*/ 1, /*major.minor*/ 0x00000001));
     entries.push_back(leaf(kCpuidFeatures,
-                           kPrivilegeReferenceCounter | kPrivilegeHypercallMsrs | kPrivilegeVpIndex | kPrivilegeFrequencyMsrs,
+                           kPrivilegeReferenceCounter | kPrivilegeSynicMsrs | kPrivilegeHypercallMsrs | kPrivilegeVpIndex |
+                               kPrivilegeFrequencyMsrs,
                            kPrivilegePostMessages | kPrivilegeSignalEvents, 0, kFeatureFrequencyMsrs));
-    entries.push_back(leaf(kCpuidRecommendations, kRecommendRelaxedTiming, hypervisor.spin_count));
+    entries.push_back(leaf(kCpuidRecommendations, kRecommendRelaxedTiming | kRecommendNoAutoEoi, hypervisor.spin_count));
     entries.push_back(leaf(kCpuidLimits, hypervisor.max_vcpus, hypervisor.host_cpus));
 }
 

@@ -12,6 +12,7 @@
 #include "hvkvm/abi/boot.h"
 #include "hypercalls/hypercall_page.h"
 #include "kvm/guest_memory.h"
+#include "synic/synic.h"
 #include "kvm/kvm_error.h"
 
 namespace hvkvm::vmm {
@@ -49,8 +50,8 @@ const char* call_code_name(uint16_t code) {
     return nullptr;
 }
 
-Hypervisor::Hypervisor(const HypervisorConfig& config, GuestMemory& memory)
-    : config_(config), memory_(memory), reference_origin_(std::chrono::steady_clock::now()) {
+Hypervisor::Hypervisor(const HypervisorConfig& config, GuestMemory& memory, Synic* synic)
+    : config_(config), memory_(memory), synic_(synic), reference_origin_(std::chrono::steady_clock::now()) {
     for (uint32_t vp = 0; vp < config.vcpu_count; ++vp) kick_fds_.push_back(make_eventfd("eventfd for VP kicks"));
 }
 
@@ -77,6 +78,7 @@ bool Hypervisor::hypercall_page_enabled() const {
 }
 
 std::optional<uint64_t> Hypervisor::read_msr(uint32_t vp, uint32_t msr) {
+    if (Synic::handles_msr(msr)) return synic_ ? synic_->read_msr(vp, msr) : std::nullopt;
     switch (msr) {
     case kMsrGuestOsId: {
         std::lock_guard lock(partition_mutex_);
@@ -94,7 +96,8 @@ std::optional<uint64_t> Hypervisor::read_msr(uint32_t vp, uint32_t msr) {
     }
 }
 
-bool Hypervisor::write_msr(uint32_t, uint32_t msr, uint64_t value) {
+bool Hypervisor::write_msr(uint32_t vp, uint32_t msr, uint64_t value) {
+    if (Synic::handles_msr(msr)) return synic_ && synic_->write_msr(vp, msr, value);
     std::lock_guard lock(partition_mutex_);
     switch (msr) {
     case kMsrGuestOsId:

@@ -26,6 +26,7 @@
 namespace hvkvm::vmm {
 
 class GuestMemory;
+class Synic;
 
 struct HypervisorConfig {
     uint32_t vcpu_count = 1;
@@ -43,7 +44,8 @@ class Hypervisor {
 public:
     using MessageHandler = LocalMessageEndpoint::Handler;
 
-    Hypervisor(const HypervisorConfig& config, GuestMemory& memory);
+    // `synic` (optional) serves the SynIC MSRs; without it they fault.
+    Hypervisor(const HypervisorConfig& config, GuestMemory& memory, Synic* synic = nullptr);
 
     // Host components register where guest messages and events for a connection go. Before the
     // VM runs only.
@@ -99,6 +101,7 @@ private:
 
     HypervisorConfig config_;
     GuestMemory& memory_;
+    Synic* synic_;
     const std::chrono::steady_clock::time_point reference_origin_;
 
     mutable std::mutex partition_mutex_;

@@ -53,8 +53,15 @@ EdgeInterrupt::EdgeInterrupt(InterruptController& controller, uint32_t gsi)
 }
 
 EdgeInterrupt::~EdgeInterrupt() {
-    controller_.vm_.deassign_irqfd(eventfd_.get(), gsi_);
+    if (attached_) controller_.vm_.deassign_irqfd(eventfd_.get(), gsi_);
     if (gsi_ < InterruptController::kIoApicPins) controller_.release_pin(gsi_);
+}
+
+void EdgeInterrupt::attach(bool attached) {
+    if (attached == attached_) return;
+    if (attached) controller_.vm_.assign_irqfd(eventfd_.get(), gsi_);
+    else controller_.vm_.deassign_irqfd(eventfd_.get(), gsi_);
+    attached_ = attached;
 }
 
 void EdgeInterrupt::trigger() const { signal(eventfd_.get()); }
@@ -62,6 +69,11 @@ void EdgeInterrupt::trigger() const { signal(eventfd_.get()); }
 MsiInterrupt::~MsiInterrupt() { controller_.release_msi_route(gsi()); }
 
 void MsiInterrupt::retarget(const MsiMessage& message) { controller_.set_msi_route(gsi(), message); }
+
+void MsiInterrupt::set_masked(bool masked) {
+    attach(!masked);
+    masked_ = masked;
+}
 
 // --- LevelInterrupt ----------------------------------------------------------------------------
 

@@ -37,6 +37,24 @@ struct MsiMessage {
     bool operator==(const MsiMessage&) const = default;
 };
 
+// What a user of MSIs needs (the SynIC, later VMBus channels), as an interface so that it can be
+// tested without KVM.
+class MsiLine {
+public:
+    virtual ~MsiLine() = default;
+    virtual void trigger() const = 0;  // never blocks
+    virtual int eventfd() const = 0;   // the irqfd behind trigger(), for another process
+    virtual void retarget(const MsiMessage& message) = 0;
+    // A masked line holds its triggers; unmasking delivers one interrupt if any were held.
+    virtual void set_masked(bool masked) = 0;
+};
+
+class MsiLines {
+public:
+    virtual ~MsiLines() = default;
+    virtual std::unique_ptr<MsiLine> msi_line(const MsiMessage& message) = 0;
+};
+
 class EdgeInterrupt {
 public:
     EdgeInterrupt(const EdgeInterrupt&) = delete;
@@ -51,22 +69,32 @@ public:
 
 protected:
     EdgeInterrupt(InterruptController& controller, uint32_t gsi);
+    void attach(bool attached);
     InterruptController& controller_;
 
 private:
+    bool attached_ = true;
     uint32_t gsi_;
     UniqueFd eventfd_;
 };
 
-class MsiInterrupt final : public EdgeInterrupt {
+class MsiInterrupt final : public EdgeInterrupt, public MsiLine {
 public:
     ~MsiInterrupt() override;
+    void trigger() const override { EdgeInterrupt::trigger(); }
+    int eventfd() const override { return EdgeInterrupt::eventfd(); }
     // Points the route at another destination/vector (takes effect for the next trigger).
-    void retarget(const MsiMessage& message);
+    void retarget(const MsiMessage& message) override;
+    // A masked line keeps its eventfd but is detached from the GSI: triggers are held in the
+    // eventfd's counter, and unmasking delivers one interrupt if any were held (KVM injects an
+    // irqfd that is already signalled when it is assigned).
+    void set_masked(bool masked) override;
+    bool masked() const { return masked_; }
 
 private:
     friend class InterruptController;
     MsiInterrupt(InterruptController& controller, uint32_t gsi) : EdgeInterrupt(controller, gsi) {}
+    bool masked_ = false;
 };
 
 class LevelInterrupt {
@@ -100,13 +128,14 @@ private:
     std::atomic<uint64_t> raised_{0};
 };
 
-class InterruptController {
+class InterruptController final : public MsiLines {
 public:
     static constexpr uint32_t kIoApicPins = 24;
-    static constexpr uint32_t kMaxMsiRoutes = 1024;
+    // 16 SINTs on each of 64 VPs, plus devices' own MSIs; KVM allows 4096 routes.
+    static constexpr uint32_t kMaxMsiRoutes = 2048;
 
     explicit InterruptController(Vm& vm);
-    ~InterruptController();
+    ~InterruptController() override;
     InterruptController(const InterruptController&) = delete;
     InterruptController& operator=(const InterruptController&) = delete;
 
@@ -115,6 +144,7 @@ public:
     std::unique_ptr<EdgeInterrupt> ioapic_edge(uint32_t pin);
     std::unique_ptr<LevelInterrupt> ioapic_level(uint32_t pin);
     std::unique_ptr<MsiInterrupt> msi(const MsiMessage& message);
+    std::unique_ptr<MsiLine> msi_line(const MsiMessage& message) override { return msi(message); }
 
 private:
     friend class EdgeInterrupt;

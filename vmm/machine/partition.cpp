@@ -57,7 +57,8 @@ Partition::Partition(const VmConfig& config, BootTimeline& timeline)
     timeline.mark_vmm_step("VM and guest RAM created");
     memory_.register_with(vm_);
     interrupts_ = std::make_unique<InterruptController>(vm_);
-    hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{config.machine.vcpus}, memory_);
+    synic_ = std::make_unique<Synic>(config.machine.vcpus, memory_, *interrupts_);
+    hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{config.machine.vcpus}, memory_, synic_.get());
     route_hypervisor_exits();
 }
 

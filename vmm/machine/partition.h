@@ -13,6 +13,7 @@
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
 #include "stats/kvm_stats.h"
+#include "synic/synic.h"
 
 namespace hvkvm::vmm {
 
@@ -33,6 +34,7 @@ public:
     const GuestMemory& memory() const { return memory_; }
     InterruptController& interrupts() { return *interrupts_; }
     Hypervisor& hypervisor() { return *hypervisor_; }
+    Synic& synic() { return *synic_; }
     IoBus& bus() { return bus_; }
     const IoBus& bus() const { return bus_; }
     std::vector<KvmStat> vm_counters() const { return vm_stats_.read_counters(); }
@@ -45,6 +47,7 @@ private:
     GuestMemory memory_;
     KvmStats vm_stats_;
     std::unique_ptr<InterruptController> interrupts_;
+    std::unique_ptr<Synic> synic_;
     std::unique_ptr<Hypervisor> hypervisor_;
     IoBus bus_;
 };

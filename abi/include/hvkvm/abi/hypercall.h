@@ -27,6 +27,7 @@ inline constexpr uint32_t kInterfaceSignature = 0x31237648;  // "Hv#1": the Hype
 
 // kCpuidFeatures EAX: synthetic MSRs the partition may access.
 inline constexpr uint32_t kPrivilegeReferenceCounter = 1u << 1;  // TIME_REF_COUNT
+inline constexpr uint32_t kPrivilegeSynicMsrs = 1u << 2;         // SCONTROL .. SINT15 (abi/synic.h)
 inline constexpr uint32_t kPrivilegeHypercallMsrs = 1u << 5;     // GUEST_OS_ID, HYPERCALL
 inline constexpr uint32_t kPrivilegeVpIndex = 1u << 6;           // VP_INDEX
 inline constexpr uint32_t kPrivilegeFrequencyMsrs = 1u << 11;    // TSC_FREQUENCY, APIC_FREQUENCY
@@ -37,6 +38,7 @@ inline constexpr uint32_t kPrivilegeSignalEvents = 1u << 5;
 inline constexpr uint32_t kFeatureFrequencyMsrs = 1u << 8;
 // kCpuidRecommendations EAX.
 inline constexpr uint32_t kRecommendRelaxedTiming = 1u << 5;  // nested, overcommitted: no watchdogs
+inline constexpr uint32_t kRecommendNoAutoEoi = 1u << 9;      // AutoEOI deprecated (not emulated here)
 // kCpuidRecommendations EBX: spin attempts before notifying the hypervisor of a long spin wait.
 inline constexpr uint32_t kSpinCountNeverNotify = 0xffffffff;
 
