@@ -7,6 +7,7 @@ extern const DeviceType kConsoleDevice;
 extern const DeviceType kDebugDeviceType;
 extern const DeviceType kPostCodeDevice;
 extern const DeviceType kInterruptGeneratorDevice;
+extern const DeviceType kSynicEchoDevice;
 
 std::span<const DeviceType* const> device_catalog() {
     // Built in this order, which is also the order of start() (and reverse order of stop()).
@@ -15,6 +16,7 @@ std::span<const DeviceType* const> device_catalog() {
         &kDebugDeviceType,
         &kPostCodeDevice,
         &kInterruptGeneratorDevice,
+        &kSynicEchoDevice,
     };
     return kTypes;
 }

@@ -24,6 +24,7 @@ class IoBus;
 class GuestMemory;
 class InterruptController;
 class Hypervisor;
+class Synic;
 }  // namespace hvkvm::vmm
 
 namespace hvkvm::devices {
@@ -45,6 +46,7 @@ struct DeviceContext {
     vmm::GuestMemory& memory;
     vmm::InterruptController& interrupts;
     vmm::Hypervisor& hypervisor;  // message and event connections
+    vmm::Synic& synic;            // host->guest messages and event flags
     ByteSink& console;            // the VMM's console output (never blocks)
     PartitionControl& control;
 };

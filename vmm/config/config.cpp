@@ -347,8 +347,9 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator"});
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
+    debug.synic_echo = reader.boolean("synic_echo").value_or(false);
     return debug;
 }
 

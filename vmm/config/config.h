@@ -57,6 +57,7 @@ struct NumaConfig {
 // Test and diagnostic devices.
 struct DebugConfig {
     bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
+    bool synic_echo = false;           // abi/synic.h: in-guest tests receive SynIC messages and events
 };
 
 struct VmConfig {

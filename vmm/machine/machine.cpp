@@ -38,8 +38,8 @@ std::string sanitize(const char* text, size_t capacity) {
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
     : timeline_(timeline), partition_(spec.config, timeline),
-      device_context_{spec.config,           partition_.bus(),        partition_.memory(), partition_.interrupts(),
-                      partition_.hypervisor(), console, *this},
+      device_context_{spec.config,           partition_.bus(),   partition_.memory(), partition_.interrupts(),
+                      partition_.hypervisor(), partition_.synic(), console,             *this},
       devices_(devices::device_catalog(), device_context_) {
     prepare_boot(spec);
 }

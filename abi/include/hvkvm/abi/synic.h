@@ -74,4 +74,28 @@ static_assert(kEventFlagBytesPerSint * kSintCount == 4096);
 // The SINT VMBus uses for its messages and channel interrupts.
 inline constexpr uint32_t kVmbusSint = 2;
 
+// ---------------------------------------------------------------------------------------------
+// SynIC echo (a test device, config `debug.synic_echo`): the guest posts an EchoRequest with
+// HvPostMessage to kEchoConnectionId, and the VMM answers through the SynIC of the VP named in
+// it: a message into that SINT's slot (the request's data echoed), or an event flag.
+// ---------------------------------------------------------------------------------------------
+inline constexpr uint32_t kEchoConnectionId = 0x000300;
+inline constexpr uint32_t kEchoMessageType = 0x7;  // the message type of requests and echoes
+
+enum class EchoKind : uint32_t { kMessage = 1, kEventFlag = 2 };
+
+struct EchoRequest {
+    EchoKind kind;
+    uint32_t target_vp;
+    uint32_t sint;
+    uint32_t flag;      // kEventFlag: the flag to set
+    uint32_t repeat;    // kMessage: send the echo this many times (1..kMessagePayloadMax), in order
+    uint32_t reserved;
+    uint8_t data[kMessagePayloadMax - 24];  // kMessage: echoed (the echo carries the repeat index in data[0])
+};
+static_assert(offsetof(EchoRequest, target_vp) == 4);
+static_assert(offsetof(EchoRequest, repeat) == 16);
+static_assert(offsetof(EchoRequest, data) == 24);
+static_assert(sizeof(EchoRequest) == kMessagePayloadMax);
+
 }  // namespace hvkvm::abi::synic
