@@ -1,21 +1,35 @@
-// Shared by the channel-message fuzz targets: the input is a sequence of messages, each a length
-// byte followed by that many bytes (so one input can drive a conversation).
+// Shared by the channel-message fuzz targets. The input is a sequence of entries, each a length
+// byte and that many message bytes, so one input drives a whole conversation. Length bytes above
+// kMaxMessageSize + 8 are not messages but actions of the local side (rescind an offer, open a
+// channel...), numbered from kFirstAction, so the fuzzer interleaves both sides.
 #pragma once
 
 #include <cstdint>
+#include <cstdlib>
 
 #include "vmbus/fuzz/fuzz_input.h"
+#include "vmbus/protocol/message_codec.h"
 
 namespace hvkvm::vmbus::fuzz {
 
-template <typename Handle>
-void for_each_message(const uint8_t* data, size_t size, Handle handle) {
+inline constexpr uint8_t kFirstAction = 249;
+
+inline void check(bool condition) {
+    if (!condition) std::abort();
+}
+
+template <typename Message, typename Act>
+void for_each_entry(const uint8_t* data, size_t size, Message message, Act act) {
     FuzzInput input(data, size);
     while (input.remaining() > 0) {
         const uint8_t length = input.take<uint8_t>();
+        if (length >= kFirstAction) {
+            act(static_cast<uint32_t>(length - kFirstAction));
+            continue;
+        }
         size_t taken = 0;
         const uint8_t* bytes = input.take_bytes(length, taken);
-        handle(bytes, static_cast<uint32_t>(taken));
+        message(bytes, static_cast<uint32_t>(taken));
     }
 }
 

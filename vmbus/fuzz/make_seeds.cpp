@@ -25,7 +25,7 @@ void append(Bytes& bytes, const void* data, size_t size) {
     bytes.insert(bytes.end(), begin, begin + size);
 }
 
-// A conversation entry: length byte, then the message.
+// A conversation entry: length byte, then the message (fuzz_messages.h; bytes from 249 are actions).
 void append_message(Bytes& conversation, const MessageBuffer& message) {
     conversation.push_back(static_cast<uint8_t>(message.size));
     append(conversation, message.bytes, message.size);
@@ -91,6 +91,7 @@ Bytes guest_conversation() {
     append_message(conversation, encode(CloseChannel{{}, 1}));
     append_message(conversation, encode(GpadlTeardown{{}, 1, 0xe1e10}));
     append_message(conversation, encode(RelIdReleased{{}, 1}));
+    conversation.push_back(249);  // action: rescind the first offer
     append_message(conversation, encode(Unload{}));
     return conversation;
 }
@@ -106,10 +107,16 @@ Bytes host_conversation() {
     offer.connection_id = 0x2001;
     append_message(conversation, encode(offer));
     append_message(conversation, encode(AllOffersDelivered{}));
+    conversation.push_back(249);  // action: create a GPADL (0xe1e10)
     append_message(conversation, encode(GpadlCreated{{}, 1, 0xe1e10, kStatusSuccess}));
+    conversation.push_back(250);  // action: open (open id 1)
     append_message(conversation, encode(OpenResult{{}, 1, 1, kStatusSuccess}));
-    append_message(conversation, encode(RescindChannelOffer{{}, 1}));
+    conversation.push_back(251);  // action: close
+    conversation.push_back(252);  // action: teardown
     append_message(conversation, encode(GpadlTorndown{{}, 0xe1e10}));
+    append_message(conversation, encode(RescindChannelOffer{{}, 1}));
+    conversation.push_back(253);  // action: release
+    conversation.push_back(254);  // action: unload
     append_message(conversation, encode(UnloadResponse{}));
     return conversation;
 }
