@@ -3,9 +3,15 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 
 namespace hvkvm::vmbus::fuzz {
+
+// An invariant the target checks: a violation is a crash libFuzzer reports.
+inline void check(bool condition) {
+    if (!condition) std::abort();
+}
 
 class FuzzInput {
 public:

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstdlib>
 
 #include "vmbus/fuzz/fuzz_input.h"
 #include "vmbus/protocol/message_codec.h"
@@ -13,10 +12,6 @@
 namespace hvkvm::vmbus::fuzz {
 
 inline constexpr uint8_t kFirstAction = 249;
-
-inline void check(bool condition) {
-    if (!condition) std::abort();
-}
 
 template <typename Message, typename Act>
 void for_each_entry(const uint8_t* data, size_t size, Message message, Act act) {

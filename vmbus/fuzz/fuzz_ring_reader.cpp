@@ -13,11 +13,9 @@
 using namespace hvkvm::vmbus;
 using namespace hvkvm::vmbus::ring;
 
-namespace {
+using fuzz::check;
 
-void check(bool condition) {
-    if (!condition) std::abort();
-}
+namespace {
 
 void drain(RingReader& reader, std::vector<uint8_t>& payload, uint64_t* words, uint32_t capacity) {
     // Each successful next() consumes at least 24 bytes of published data, so a drain ends within

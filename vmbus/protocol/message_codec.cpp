@@ -190,24 +190,28 @@ ParseError parse_host_message(const void* bytes, uint32_t size, HostMessage& mes
     return error;
 }
 
-MessageBuffer encode_gpadl_header(GpadlHeader fixed, const uint64_t* words, uint32_t word_count) {
-    fixed.header = MessageHeader{GpadlHeader::kType, 0};
+namespace {
+
+// A GPADL message: the fixed part, then `word_count` range words (at most `kMaxWords`).
+template <typename Fixed, uint32_t kMaxWords>
+MessageBuffer encode_with_words(Fixed fixed, const uint64_t* words, uint32_t word_count) {
+    fixed.header = MessageHeader{Fixed::kType, 0};
     MessageBuffer buffer;
-    if (word_count > kGpadlHeaderMaxWords) return buffer;  // size 0: nothing to send
+    if (word_count > kMaxWords) return buffer;  // size 0: nothing to send
     __builtin_memcpy(buffer.bytes, &fixed, sizeof(fixed));
     __builtin_memcpy(buffer.bytes + sizeof(fixed), words, word_count * sizeof(uint64_t));
     buffer.size = sizeof(fixed) + word_count * sizeof(uint64_t);
     return buffer;
 }
 
+}  // namespace
+
+MessageBuffer encode_gpadl_header(GpadlHeader fixed, const uint64_t* words, uint32_t word_count) {
+    return encode_with_words<GpadlHeader, kGpadlHeaderMaxWords>(fixed, words, word_count);
+}
+
 MessageBuffer encode_gpadl_body(GpadlBody fixed, const uint64_t* words, uint32_t word_count) {
-    fixed.header = MessageHeader{GpadlBody::kType, 0};
-    MessageBuffer buffer;
-    if (word_count > kGpadlBodyMaxWords) return buffer;
-    __builtin_memcpy(buffer.bytes, &fixed, sizeof(fixed));
-    __builtin_memcpy(buffer.bytes + sizeof(fixed), words, word_count * sizeof(uint64_t));
-    buffer.size = sizeof(fixed) + word_count * sizeof(uint64_t);
-    return buffer;
+    return encode_with_words<GpadlBody, kGpadlBodyMaxWords>(fixed, words, word_count);
 }
 
 }  // namespace hvkvm::vmbus::protocol

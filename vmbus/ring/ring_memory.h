@@ -58,6 +58,9 @@ public:
     void write(uint32_t offset, const void* source, uint32_t size) override;
 
 private:
+    template <typename Copy>
+    void for_each_page_piece(uint32_t offset, uint32_t size, Copy copy) const;
+
     ControlPage* control_;
     uint8_t* const* pages_;
     uint32_t page_count_;
