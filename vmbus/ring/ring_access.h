@@ -32,9 +32,10 @@ inline RingError check_data_size(uint32_t size) {
 }
 
 // Copies `size` (<= ring size) bytes starting at ring offset `offset`, splitting at the end of the
-// data area.
+// data area. Empty copies touch nothing (the caller's pointer may then be null).
 inline void copy_from_ring(const RingMemory& memory, uint32_t ring_size, uint32_t offset, void* destination,
                            uint32_t size) {
+    if (size == 0) return;
     const uint32_t first = size < ring_size - offset ? size : ring_size - offset;
     memory.read(offset, destination, first);
     if (first < size) memory.read(0, static_cast<uint8_t*>(destination) + first, size - first);
@@ -42,6 +43,7 @@ inline void copy_from_ring(const RingMemory& memory, uint32_t ring_size, uint32_
 
 inline void copy_to_ring(RingMemory& memory, uint32_t ring_size, uint32_t offset, const void* source,
                          uint32_t size) {
+    if (size == 0) return;
     const uint32_t first = size < ring_size - offset ? size : ring_size - offset;
     memory.write(offset, source, first);
     if (first < size) memory.write(0, static_cast<const uint8_t*>(source) + first, size - first);

@@ -393,6 +393,7 @@ TEST_CASE("ring: payload copies are bounded by the packet and refused after rele
     CHECK(std::memcmp(bytes, payload.data() + 8, 16) == 0);
     CHECK(e.reader.copy_payload(packet, 8, bytes, 17) == RingError::kBadArgument);
     CHECK(e.reader.copy_payload(packet, 0xffffffff, bytes, 2) == RingError::kBadArgument);
+    CHECK(e.reader.copy_payload(packet, 24, nullptr, 0) == RingError::kOk);  // empty copy, no buffer
     e.reader.release();
     CHECK(e.reader.copy_payload(packet, 0, bytes, 1) == RingError::kBadArgument);
     IncomingPacket never_read;

@@ -203,6 +203,10 @@ TEST_CASE("ring: reader validates GPA-direct ranges in its own copy", "[vmbus][r
         poke_gpa_direct(peer.ring, 5, 5, 1, {range_header(0xffffffff, 4095), 7});
         CHECK(peer.next() == RingError::kCorruptGpaRanges);
     }
+    SECTION("offset8 covering only the GPA-direct header leaves no room for a range") {
+        poke_gpa_direct(peer.ring, 3, 5, 1, {range_header(1, 0), 7});
+        CHECK(peer.reader.next(peer.packet, RangeBuffer{}) == RingError::kCorruptGpaRanges);
+    }
     SECTION("offset8 too small for the GPA-direct header") {
         poke_gpa_direct(peer.ring, 2, 5, 1, {range_header(1, 0), 7});
         CHECK(peer.next() == RingError::kCorruptPacketOffset);
