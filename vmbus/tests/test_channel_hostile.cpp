@@ -220,6 +220,21 @@ TEST_CASE("channel server: GPADLs are bounded and refused with GPADL_CREATED fai
     }
 }
 
+TEST_CASE("channel server: a connection holds 256 GPADLs", "[vmbus][channel][hostile]") {
+    HostileGuest guest;
+    FakeDevice device;
+    OfferId id;
+    REQUIRE(guest.server.add_offer(offer_info(1), device, id) == ServerError::kNone);
+    guest.connect();
+    for (uint32_t i = 0; i < kMaxGpadls; ++i) guest.make_gpadl(1, 1000 + i, 1);
+    CHECK(guest.server.gpadl_count() == kMaxGpadls);
+    CHECK(guest.gpadl_header(1, 5000, ring_range(1)) == ServerError::kTooManyGpadls);
+    CHECK(guest.reply().gpadl_created.creation_status == kStatusUnsuccessful);
+    REQUIRE(guest.send(GpadlTeardown{{}, 1, 1000}) == ServerError::kNone);
+    guest.reply();
+    guest.make_gpadl(1, 5000, 1);
+}
+
 TEST_CASE("channel server: opens need a complete ring-shaped GPADL of the same channel", "[vmbus][channel][hostile]") {
     HostileGuest guest;
     FakeDevice first, second;

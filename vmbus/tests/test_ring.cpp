@@ -400,6 +400,24 @@ TEST_CASE("ring: payload copies are bounded by the packet and refused after rele
     CHECK(e.reader.copy_payload(never_read, 0, bytes, 0) == RingError::kBadArgument);
 }
 
+TEST_CASE("ring: data areas from one page to 1 GiB are accepted, nothing outside", "[vmbus][ring]") {
+    // attach() reads only the control page, so the data pointer is never touched here.
+    ControlPage control{};
+    uint8_t* const never_touched = reinterpret_cast<uint8_t*>(uintptr_t{0x1000});
+    RingWriter writer;
+    RingReader reader;
+    ContiguousRingMemory largest(&control, never_touched, kMaxDataSize);
+    CHECK(writer.attach(largest) == RingError::kOk);
+    CHECK(reader.attach(largest) == RingError::kOk);
+    CHECK(writer.max_packet_size() == kMaxDataSize - 8);
+    ContiguousRingMemory too_large(&control, never_touched, kMaxDataSize + kDataPageSize);
+    CHECK(writer.attach(too_large) == RingError::kBadMemory);
+    ContiguousRingMemory smallest(&control, never_touched, kMinDataSize);
+    CHECK(reader.attach(smallest) == RingError::kOk);
+    ContiguousRingMemory half_page(&control, never_touched, kMinDataSize / 2);
+    CHECK(reader.attach(half_page) == RingError::kBadMemory);
+}
+
 TEST_CASE("ring: malformed outgoing packets and bad memory are refused", "[vmbus][ring]") {
     Endpoints e(1);
     const uint64_t pfns[] = {1, 2};
