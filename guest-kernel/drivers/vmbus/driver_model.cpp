@@ -68,6 +68,7 @@ void DriverModel::rescinded(uint32_t relid) {
 void DriverModel::register_driver(Driver& driver) {
     {
         IrqSpinLockGuard guard(lock_);
+        if (driver.link.linked()) return;  // registered already
         driver.leaving = false;
         drivers_.push_back(driver);
         // A device no driver wanted so far gets another chance with this one.

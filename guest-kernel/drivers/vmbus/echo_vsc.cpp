@@ -77,36 +77,54 @@ void EchoDevice::remove(Device& device) {
         registry.devices.remove(*echo);
         --registry.count;
     }
-    if (echo->channel_) echo->channel_->close();
+    {
+        // A rescinded channel has woken its waiters already, so the call in progress ends soon.
+        MutexGuard in_use(echo->use_lock_);
+        if (echo->channel_) echo->channel_->close();
+        echo->channel_ = nullptr;
+    }
     mm::free(echo->scratch_);
     delete echo;
 }
 
 Driver& driver() { return echo_driver; }
 
-EchoDevice* first_device() {
+EchoDevice* first_device(const Bus& bus) {
     IrqSpinLockGuard guard(registry.lock);
-    return registry.devices.front();
+    for (EchoDevice* echo = registry.devices.front(); echo; echo = registry.devices.next_of(*echo))
+        if (&echo->device().bus() == &bus) return echo;
+    return nullptr;
 }
 
-uint32_t device_count() {
+uint32_t device_count(const Bus& bus) {
     IrqSpinLockGuard guard(registry.lock);
-    return registry.count;
+    uint32_t count = 0;
+    for (EchoDevice* echo = registry.devices.front(); echo; echo = registry.devices.next_of(*echo))
+        count += &echo->device().bus() == &bus;
+    return count;
 }
 
 BusError EchoDevice::reopen(const ChannelOptions& options) {
+    MutexGuard in_use(use_lock_);
     if (channel_) channel_->close();
     channel_ = nullptr;
     return Channel::open(device_, options, channel_);
 }
 
 EchoResult EchoDevice::send_request(uint64_t transaction_id, const void* payload, uint32_t size, uint64_t deadline_ns) {
+    MutexGuard in_use(use_lock_);
     if (!channel_) return EchoResult::kClosed;
     return send_result(channel_->send_inband(transaction_id, payload, size, true, deadline_ns));
 }
 
 EchoResult EchoDevice::collect(uint64_t& transaction_id, void* payload, uint32_t capacity, uint32_t& size,
                                uint64_t deadline_ns) {
+    MutexGuard in_use(use_lock_);
+    return collect_locked(transaction_id, payload, capacity, size, deadline_ns);
+}
+
+EchoResult EchoDevice::collect_locked(uint64_t& transaction_id, void* payload, uint32_t capacity, uint32_t& size,
+                                      uint64_t deadline_ns) {
     if (!channel_) return EchoResult::kClosed;
     for (;;) {
         ring::IncomingPacket packet;
@@ -132,19 +150,25 @@ EchoResult EchoDevice::collect(uint64_t& transaction_id, void* payload, uint32_t
 
 EchoResult EchoDevice::round_trip(const void* payload, uint32_t size, uint64_t deadline_ns) {
     if (size > service::kMaxPayload) return EchoResult::kSendFailed;
+    MutexGuard in_use(use_lock_);
+    if (!channel_) return EchoResult::kClosed;
     const uint64_t id = next_transaction_id_++;
-    const EchoResult sent = send_request(id, payload, size, deadline_ns);
+    const EchoResult sent = send_result(channel_->send_inband(id, payload, size, true, deadline_ns));
     if (sent != EchoResult::kOk) return sent;
     for (;;) {
         uint64_t completed_id;
         uint32_t completed_size;
-        const EchoResult result = collect(completed_id, scratch_, service::kMaxPayload, completed_size, deadline_ns);
+        const EchoResult result = collect_locked(completed_id, scratch_, service::kMaxPayload, completed_size, deadline_ns);
         if (result != EchoResult::kOk) return result;
         if (completed_id != id) {
             ++unexpected_;
             continue;
         }
-        const bool same = completed_size == size && memcmp(scratch_, payload, size) == 0;
+        // The ring carries payloads in whole 8-byte units, zero-padded: the echo comes back
+        // padded too.
+        const uint32_t padded = (size + ring::kPacketAlignment - 1) & ~(ring::kPacketAlignment - 1);
+        bool same = completed_size == padded && memcmp(scratch_, payload, size) == 0;
+        for (uint32_t i = size; same && i < padded; ++i) same = scratch_[i] == 0;
         return same ? EchoResult::kOk : EchoResult::kMismatch;
     }
 }

@@ -7,6 +7,7 @@
 
 #include "drivers/vmbus/channel.h"
 #include "drivers/vmbus/driver_model.h"
+#include "kernel/sched/mutex.h"
 #include "lib/intrusive_list.h"
 
 namespace hvkvm::guest::vmbus::echo {
@@ -32,7 +33,8 @@ public:
     Channel* channel() const { return channel_; }
 
     // One request and its completion (queue depth 1): the completion must carry the request's
-    // id and bytes. Other packets met meanwhile are counted (unexpected()) and dropped.
+    // id and bytes (padded with zeros to whole 8-byte units, as the ring carries every payload).
+    // Other packets met meanwhile are counted (unexpected()) and dropped.
     EchoResult round_trip(const void* payload, uint32_t size, uint64_t deadline_ns);
 
     // Pipelined use: send requests, then collect completions in any order. collect() copies up to
@@ -51,8 +53,11 @@ public:
 
 private:
     explicit EchoDevice(Device& device) : device_(device) {}
+    EchoResult collect_locked(uint64_t& transaction_id, void* payload, uint32_t capacity, uint32_t& size,
+                              uint64_t deadline_ns);
 
     Device& device_;
+    Mutex use_lock_;  // one operation at a time; remove() waits for the one in progress
     Channel* channel_ = nullptr;
     uint64_t next_transaction_id_ = 1;
     uint64_t unexpected_ = 0;
@@ -63,9 +68,10 @@ private:
 
 Driver& driver();
 
-// The first bound echo device, or nullptr. It stays valid until the host rescinds its offer, its
-// driver is unregistered or the bus stops: the caller rules those out while it uses it.
-EchoDevice* first_device();
-uint32_t device_count();
+// The first echo device bound on `bus`, or nullptr. It stays valid until the host rescinds its
+// offer, its driver is unregistered or the bus stops (a call in progress then returns kClosed,
+// and the object is gone afterwards): the caller rules those out while it holds the pointer.
+EchoDevice* first_device(const Bus& bus);
+uint32_t device_count(const Bus& bus);
 
 }  // namespace hvkvm::guest::vmbus::echo
