@@ -25,6 +25,7 @@ class GuestMemory;
 class InterruptController;
 class Hypervisor;
 class Synic;
+class Vm;
 }  // namespace hvkvm::vmm
 
 namespace hvkvm::devices {
@@ -37,6 +38,8 @@ public:
     virtual void on_guest_exit(uint32_t exit_code) = 0;    // abi::GuestExitCode (unchecked)
     virtual void on_boot_milestone(uint32_t phase) = 0;    // abi::BootPhase (unchecked)
     virtual void on_start_vcpu(uint32_t request_gpa) = 0;  // abi::VcpuStartRequest (unchecked)
+    // A device's backend failed (e.g. the root-partition process died): stop the VM, exit 1.
+    virtual void stop_for_host_error(std::string reason) = 0;
 };
 
 // The partition's services, handed to every device factory.
@@ -47,6 +50,7 @@ struct DeviceContext {
     vmm::InterruptController& interrupts;
     vmm::Hypervisor& hypervisor;  // message and event connections
     vmm::Synic& synic;            // host->guest messages and event flags
+    vmm::Vm& vm;                  // ioeventfd doorbells
     ByteSink& console;            // the VMM's console output (never blocks)
     PartitionControl& control;
 };

@@ -344,12 +344,26 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
     return numa;
 }
 
+VmbusConfig parse_vmbus(const json& doc) {
+    VmbusConfig vmbus;
+    if (!doc.contains("vmbus")) return vmbus;
+    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled"});
+    vmbus.enabled = reader.boolean("enabled").value_or(true);
+    return vmbus;
+}
+
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo"});
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo", "root_partition_fault"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
     debug.synic_echo = reader.boolean("synic_echo").value_or(false);
+    if (auto fault = reader.choice<RootPartitionFault>("root_partition_fault",
+                                                        {{"none", RootPartitionFault::kNone},
+                                                         {"forbidden-syscall", RootPartitionFault::kForbiddenSyscall},
+                                                         {"crash", RootPartitionFault::kCrash},
+                                                         {"hang", RootPartitionFault::kHang}}))
+        debug.root_partition_fault = *fault;
     return debug;
 }
 
@@ -470,13 +484,14 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments", "numa", "debug"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments", "numa", "vmbus", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
     config.enlightenments = parse_enlightenments(doc);
     config.numa = parse_numa(doc, config.machine);
+    config.vmbus = parse_vmbus(doc);
     config.debug = parse_debug(doc);
     return config;
 }

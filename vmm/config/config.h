@@ -54,10 +54,19 @@ struct NumaConfig {
     bool enabled() const { return !nodes.empty(); }
 };
 
+// VMBus: the root-partition process and the channels it offers.
+struct VmbusConfig {
+    bool enabled = true;
+};
+
+enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };
+
 // Test and diagnostic devices.
 struct DebugConfig {
     bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
     bool synic_echo = false;           // abi/synic.h: in-guest tests receive SynIC messages and events
+    // Make the root partition misbehave once it is ready (tests of the VMM's handling).
+    RootPartitionFault root_partition_fault = RootPartitionFault::kNone;
 };
 
 struct VmConfig {
@@ -66,6 +75,7 @@ struct VmConfig {
     ConsoleConfig console;
     EnlightenmentsConfig enlightenments;
     NumaConfig numa;
+    VmbusConfig vmbus;
     DebugConfig debug;
 };
 

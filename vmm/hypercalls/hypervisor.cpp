@@ -59,9 +59,11 @@ void Hypervisor::add_message_connection(uint32_t connection_id, std::unique_ptr<
     message_connections_[connection_id & kConnectionIdMask] = std::move(endpoint);
 }
 
-int Hypervisor::add_event_connection(uint32_t connection_id) {
+int Hypervisor::add_event_connection(uint32_t connection_id, bool* created) {
+    std::lock_guard lock(event_connections_mutex_);
     UniqueFd& fd = event_connections_[connection_id & kConnectionIdMask];
-    fd = make_eventfd("eventfd for an event connection");
+    if (created) *created = !fd.valid();
+    if (!fd.valid()) fd = make_eventfd("eventfd for an event connection");
     return fd.get();
 }
 
@@ -195,6 +197,7 @@ Hypervisor::Status Hypervisor::post_message(const HypercallRegisters& registers)
 
 Hypervisor::Status Hypervisor::signal_event(uint32_t connection_id, uint32_t flag_number) {
     if (connection_id & ~kConnectionIdMask) return Status::kInvalidParameter;
+    std::lock_guard lock(event_connections_mutex_);
     auto connection = event_connections_.find(connection_id);
     if (connection == event_connections_.end()) return Status::kInvalidConnectionId;
     if (flag_number != 0) return Status::kInvalidParameter;  // one flag per connection
@@ -262,7 +265,10 @@ std::vector<Hypervisor::CallCount> Hypervisor::final_call_counts() {
     }
     if (const uint64_t other = other_codes_.load()) counts.push_back({"codes >= 0x1000", other});
     uint64_t doorbell_events = 0;
-    for (auto& [id, fd] : event_connections_) doorbell_events += drain(fd.get());
+    {
+        std::lock_guard lock(event_connections_mutex_);
+        for (auto& [id, fd] : event_connections_) doorbell_events += drain(fd.get());
+    }
     uint64_t doorbell_kicks = kicks_consumed_.load();
     for (auto& fd : kick_fds_) doorbell_kicks += drain(fd.get());
     // Events and kicks delivered, however they arrived; the calls above are the ones that exited.

@@ -54,8 +54,10 @@ public:
         add_message_connection(connection_id, std::make_unique<LocalMessageEndpoint>(std::move(handler)));
     }
     // Returns the eventfd a SignalEvent on the connection increments (the VMM registers it as an
-    // ioeventfd on kSignalEventPort matched on the connection id, too).
-    int add_event_connection(uint32_t connection_id);
+    // ioeventfd on kSignalEventPort matched on the connection id, too). May be called while the VM
+    // runs (the root partition opens channels); a second call for the same id returns the same fd
+    // and sets `created` false.
+    int add_event_connection(uint32_t connection_id, bool* created = nullptr);
 
     // Synthetic MSRs. nullopt means the access faults (#GP).
     std::optional<uint64_t> read_msr(uint32_t vp, uint32_t msr);
@@ -109,6 +111,7 @@ private:
     uint64_t hypercall_msr_ = 0;
 
     std::map<uint32_t, std::unique_ptr<MessageEndpoint>> message_connections_;
+    mutable std::mutex event_connections_mutex_;  // guards event_connections_
     std::map<uint32_t, UniqueFd> event_connections_;
     std::vector<UniqueFd> kick_fds_;
     std::atomic<uint64_t> kicks_consumed_{0};

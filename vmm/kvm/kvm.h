@@ -16,6 +16,7 @@ namespace hvkvm::vmm {
 
 class Vm;
 class Vcpu;
+class GuestMemory;
 
 class Kvm {
 public:
@@ -39,6 +40,8 @@ public:
 
     void create_irqchip();
     void set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host_address);
+    // Registers every region of guest RAM as a KVM memory slot (slot i = region i).
+    void map_guest_memory(const GuestMemory& memory);
     void enable_cap(uint32_t capability, uint64_t arg0 = 0, uint64_t arg1 = 0);
     int check_extension(long capability) const;
     Vcpu create_vcpu(uint32_t index) const;

@@ -38,8 +38,9 @@ std::string sanitize(const char* text, size_t capacity) {
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
     : timeline_(timeline), partition_(spec.config, timeline),
-      device_context_{spec.config,           partition_.bus(),   partition_.memory(), partition_.interrupts(),
-                      partition_.hypervisor(), partition_.synic(), console,             *this},
+      device_context_{spec.config,       partition_.bus(),        partition_.memory(),
+                      partition_.interrupts(), partition_.hypervisor(), partition_.synic(),
+                      partition_.vm(),         console,                 *this},
       devices_(devices::device_catalog(), device_context_) {
     prepare_boot(spec);
 }
@@ -131,6 +132,10 @@ void Machine::on_guest_exit(uint32_t exit_code) {
     }
     control_.request_stop(RunOutcome::with(
         ExitStatus::kGuestFailure, fmt::format("guest wrote unknown exit code {:#x} to the debug-exit port", exit_code)));
+}
+
+void Machine::stop_for_host_error(std::string reason) {
+    control_.request_stop(RunOutcome::with(ExitStatus::kHostError, std::move(reason)));
 }
 
 void Machine::on_boot_milestone(uint32_t phase) {

@@ -45,6 +45,7 @@ private:
     void on_guest_exit(uint32_t exit_code) override;
     void on_boot_milestone(uint32_t phase) override;
     void on_start_vcpu(uint32_t request_gpa) override;
+    void stop_for_host_error(std::string reason) override;
 
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);

@@ -55,7 +55,7 @@ Partition::Partition(const VmConfig& config, BootTimeline& timeline)
     : kvm_(Kvm::open()), vm_(create_vm_with_irqchip(kvm_)),
       memory_(GuestMemory::create(memory_layout_for(config))), vm_stats_(vm_.stats_fd()) {
     timeline.mark_vmm_step("VM and guest RAM created");
-    memory_.register_with(vm_);
+    vm_.map_guest_memory(memory_);
     interrupts_ = std::make_unique<InterruptController>(vm_);
     synic_ = std::make_unique<Synic>(config.machine.vcpus, memory_, *interrupts_);
     hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{config.machine.vcpus}, memory_, synic_.get());
