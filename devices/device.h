@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -64,6 +66,11 @@ public:
     virtual void stop() {}
     // One line for the end-of-run report ("" for nothing to say).
     virtual std::string report() const { return {}; }
+    // A management request (`vmm ctl`, JSON {"command": ...}) this device answers, or nullopt.
+    virtual std::optional<nlohmann::json> control(const nlohmann::json&) { return std::nullopt; }
+    // Asked when the VMM is told to stop (SIGTERM, `vmm ctl ... shutdown`): true if the device
+    // asked the guest to shut down in order (e.g. over the shutdown integration service).
+    virtual bool request_guest_shutdown() { return false; }
 };
 
 // One kind of device: whether a config wants it, and how to build it. Every type is listed once

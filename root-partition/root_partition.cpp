@@ -164,8 +164,23 @@ void RootPartition::dispatch(link::ReceivedMessage message) {
         loop_.stop();
         return;
     case MessageType::kInjectFault: inject_fault(message.as<link::InjectFault>().fault); return;
+    case MessageType::kControlRequest: answer_control(message.as<link::ControlText>()); return;
     default: spdlog::warn("unexpected {} message from the VMM", link::message_type_name(message.type)); return;
     }
+}
+
+void RootPartition::answer_control(const link::ControlText& request) {
+    nlohmann::json answer;
+    const auto text = std::string_view(request.text, std::min<uint32_t>(request.size, link::kControlTextMax));
+    const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (parsed.is_discarded() || !parsed.is_object()) answer = {{"ok", false}, {"error", "not a JSON object"}};
+    else answer = host_->control(parsed);
+    link::ControlText reply{request.id, 0, {}};
+    std::string dumped = answer.dump();
+    if (dumped.size() > link::kControlTextMax) dumped = R"({"ok":false,"error":"answer too long"})";
+    reply.size = static_cast<uint32_t>(dumped.size());
+    std::memcpy(reply.text, dumped.data(), dumped.size());
+    link_.send(MessageType::kControlResponse, reply);
 }
 
 void RootPartition::on_guest_messages_readable() {

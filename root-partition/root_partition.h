@@ -41,6 +41,7 @@ private:
     link::ReceivedMessage call(link::MessageType request, std::span<const uint8_t> body, link::MessageType reply);
     void on_guest_messages_readable();
     void inject_fault(link::Fault fault);
+    void answer_control(const link::ControlText& request);
 
     link::LinkSocket link_;
     uint32_t vcpu_count_ = 0;

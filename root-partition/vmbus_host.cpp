@@ -42,6 +42,24 @@ void VmbusHost::report_offers() {
     }
 }
 
+nlohmann::json VmbusHost::control(const nlohmann::json& request) {
+    const std::string command = request.value("command", "");
+    if (command == "channels") {
+        nlohmann::json channels = nlohmann::json::array();
+        for (size_t i = 0; i < vsps_.size(); ++i) {
+            nlohmann::json channel = {{"name", vsps_[i]->name()},
+                                      {"relid", server_.relid_of(offer_ids_[i])},
+                                      {"open", vsps_[i]->is_open()}};
+            if (vsps_[i]->is_open()) channel["target_vp"] = vsps_[i]->target_vp();
+            channels.push_back(std::move(channel));
+        }
+        return {{"ok", true}, {"connected", server_.is_connected()}, {"version", server_.version()}, {"channels", channels}};
+    }
+    for (auto& vsp : vsps_)
+        if (auto answer = vsp->control(request)) return *answer;
+    return {{"ok", false}, {"error", "unknown command \"" + command + "\""}};
+}
+
 void VmbusHost::send(const vmbus::protocol::MessageBuffer& message) {
     link_.post_message(server_.target_vcpu(), abi::synic::kVmbusSint, abi::synic::kMessageTypeVmbus,
                        {message.bytes, message.size});

@@ -25,6 +25,8 @@ public:
     void on_guest_message(const void* payload, uint32_t size);
 
     size_t offer_count() const { return vsps_.size(); }
+    // Answers a management request: "channels" itself, anything else through the VSP that takes it.
+    nlohmann::json control(const nlohmann::json& request);
     uint64_t refused_messages() const { return server_.counters().refused; }
 
 private:

@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "event_loop.h"
 #include "guest_signals.h"
 #include "kvm/guest_memory.h"
@@ -52,6 +54,9 @@ public:
 
     virtual const char* name() const = 0;
     virtual vmbus::channel::OfferInfo offer() const = 0;
+    // A management request (`vmm ctl ...`, JSON `{"command": ...}`) this VSP answers, or nullopt
+    // if it is not for this VSP.
+    virtual std::optional<nlohmann::json> control(const nlohmann::json&) { return std::nullopt; }
 
     uint32_t open(const vmbus::channel::OpenRequest& request) final;
     void close() final;

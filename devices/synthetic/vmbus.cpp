@@ -36,7 +36,28 @@ public:
 
     std::string report() const override { return root_ ? root_->describe() : report_; }
 
+    // Everything about channels and integration services is the root partition's to answer.
+    std::optional<nlohmann::json> control(const nlohmann::json& request) override {
+        if (!root_) return std::nullopt;
+        auto answer = root_->control(request.dump(), kControlTimeout);
+        if (!answer) return nlohmann::json{{"ok", false}, {"error", "the root partition did not answer"}};
+        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded() || !parsed.is_object()) return nlohmann::json{{"ok", false}, {"error", "bad answer"}};
+        // "unknown command" from the root: let other devices try.
+        if (!parsed.value("ok", false) && parsed.value("error", "").rfind("unknown command", 0) == 0) return std::nullopt;
+        return parsed;
+    }
+
+    bool request_guest_shutdown() override {
+        if (!root_) return false;
+        auto answer = root_->control(R"({"command":"shutdown"})", kControlTimeout);
+        if (!answer) return false;
+        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, false);
+        return !parsed.is_discarded() && parsed.is_object() && parsed.value("ok", false);
+    }
+
 private:
+    static constexpr std::chrono::milliseconds kControlTimeout{1000};
     vmm::RootPartitionFault fault_;
     std::unique_ptr<vmm::RootPartitionProcess> root_;
     std::string report_;  // kept from stop(), when the process is gone

@@ -12,6 +12,9 @@
 //   VMM  -> kPing                   root -> kPong (a root that stops answering is hung)
 //   VMM  -> kStop                   the root closes its channels and exits 0
 //   VMM  -> kInjectFault            tests only (config debug.root_partition_fault)
+//   VMM  -> kControlRequest         root -> kControlResponse with the same id: a management
+//                                   request (JSON, `vmm ctl` and the VMM's own, e.g. shutdown)
+//                                   answered by the VMBus host or a VSP
 #pragma once
 
 #include <stddef.h>
@@ -35,6 +38,8 @@ enum class MessageType : uint32_t {
     kChannelState = 10,
     kStop = 11,
     kInjectFault = 12,
+    kControlRequest = 13,
+    kControlResponse = 14,
 };
 
 struct Header {
@@ -124,6 +129,15 @@ struct InjectFault {
     uint32_t reserved;
 };
 
+// kControlRequest / kControlResponse: one JSON object as text.
+inline constexpr uint32_t kControlTextMax = 4080;
+struct ControlText {
+    uint32_t id;
+    uint32_t size;  // bytes of text used, <= kControlTextMax
+    char text[kControlTextMax];
+};
+static_assert(sizeof(ControlText) == 4088);
+
 // The fixed body size of each message type (0 for none), so a receiver checks sizes before parsing.
 constexpr uint32_t body_size_of(MessageType type) {
     switch (type) {
@@ -139,10 +153,14 @@ constexpr uint32_t body_size_of(MessageType type) {
     case MessageType::kChannelState: return sizeof(ChannelState);
     case MessageType::kStop: return 0;
     case MessageType::kInjectFault: return sizeof(InjectFault);
+    case MessageType::kControlRequest:
+    case MessageType::kControlResponse: return sizeof(ControlText);
     }
     return ~0u;  // unknown type
 }
 
-inline constexpr uint32_t kMaxMessageBytes = sizeof(Header) + sizeof(Hello);
+inline constexpr uint32_t kMaxBodyBytes = sizeof(ControlText) > sizeof(Hello) ? sizeof(ControlText) : sizeof(Hello);
+inline constexpr uint32_t kMaxMessageBytes = sizeof(Header) + kMaxBodyBytes;
+static_assert(sizeof(PostMessage) <= kMaxBodyBytes && sizeof(ChannelState) <= kMaxBodyBytes);
 
 }  // namespace hvkvm::root::link

@@ -24,6 +24,8 @@ const char* message_type_name(MessageType type) {
     case MessageType::kChannelState: return "channel-state";
     case MessageType::kStop: return "stop";
     case MessageType::kInjectFault: return "inject-fault";
+    case MessageType::kControlRequest: return "control-request";
+    case MessageType::kControlResponse: return "control-response";
     }
     return "unknown";
 }

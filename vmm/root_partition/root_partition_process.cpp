@@ -135,6 +135,28 @@ void RootPartitionProcess::inject_fault(link::Fault fault) {
     link_->send(MessageType::kInjectFault, request);
 }
 
+std::optional<std::string> RootPartitionProcess::control(const std::string& request, std::chrono::milliseconds timeout) {
+    if (request.size() > link::kControlTextMax) return std::nullopt;
+    link::ControlText text{0, static_cast<uint32_t>(request.size()), {}};
+    std::memcpy(text.text, request.data(), request.size());
+    std::unique_lock lock(mutex_);
+    if (!ready_ || !failure_.empty() || exited_) return std::nullopt;
+    text.id = next_control_id_++;
+    try {
+        link_->send(MessageType::kControlRequest, text);
+    } catch (const HostError&) {
+        return std::nullopt;
+    }
+    const uint32_t id = text.id;
+    if (!control_answered_.wait_for(lock, timeout, [&] { return control_answers_.count(id) || !failure_.empty(); }))
+        return std::nullopt;
+    auto answer = control_answers_.find(id);
+    if (answer == control_answers_.end()) return std::nullopt;
+    std::string result = std::move(answer->second);
+    control_answers_.erase(answer);
+    return result;
+}
+
 // The link thread: requests from the root, its exit, pings.
 void RootPartitionProcess::serve() {
     UniqueFd ping_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
@@ -223,6 +245,14 @@ bool RootPartitionProcess::handle(link::ReceivedMessage message) {
     case MessageType::kOpenEventConnection: serve_event_connection(message.as<link::EventConnection>()); return true;
     case MessageType::kGetSintEventfd: serve_sint_eventfd(message.as<link::SintEventfd>()); return true;
     case MessageType::kChannelState: note_channel(message.as<link::ChannelState>()); return true;
+    case MessageType::kControlResponse: {
+        const auto answer = message.as<link::ControlText>();
+        std::lock_guard lock(mutex_);
+        control_answers_[answer.id] = std::string(answer.text, std::min<uint32_t>(answer.size, link::kControlTextMax));
+        while (control_answers_.size() > 64) control_answers_.erase(control_answers_.begin());  // nobody waits for these
+        control_answered_.notify_all();
+        return true;
+    }
     default:
         fail(fmt::format("sent an unexpected {} message", link::message_type_name(message.type)));
         return false;
@@ -299,6 +329,7 @@ void RootPartitionProcess::fail(std::string what) {
         if (!failure_.empty()) return;
         reason = fmt::format("root partition (pid {}) {} while serving: {}", pid_, what, channels_summary());
         failure_ = reason;
+        control_answered_.notify_all();
     }
     on_failure_(reason);
 }

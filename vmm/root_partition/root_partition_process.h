@@ -62,6 +62,10 @@ public:
 
     void inject_fault(root::link::Fault fault);
 
+    // A management request answered by the root partition (JSON text in, JSON text out), or
+    // nullopt if it is not ready, gone, or does not answer within `timeout`.
+    std::optional<std::string> control(const std::string& request, std::chrono::milliseconds timeout);
+
     // One line: pid, sandbox, channels (for the end-of-run report and `vmm ctl channels`).
     std::string describe() const;
     struct Channel {
@@ -101,6 +105,9 @@ private:
     root::link::Ready sandbox_{};
     std::map<uint32_t, Channel> channels_;
     std::optional<root::link::Fault> pending_fault_;
+    uint32_t next_control_id_ = 1;
+    std::map<uint32_t, std::string> control_answers_;
+    std::condition_variable control_answered_;
     uint64_t refused_posts_ = 0;
     std::atomic<bool> stopping_{false};
 };
