@@ -33,11 +33,9 @@ void Volume::report_corruption(uint32_t inode, const char* what, uint32_t block)
 
 void Volume::repair_worker_entry(void* volume) { static_cast<Volume*>(volume)->repair_worker(); }
 
-void Volume::repair_worker() {
-    MutexGuard guard(*mutex_);
-    while (true) {
-        while (!stopping_ && repair_queue_.empty()) changed_->wait(*mutex_);
-        if (stopping_) return;
+// Takes queued objects one at a time and repairs them (mutex held).
+void Volume::repair_queued() {
+    while (!repair_queue_.empty()) {
         const uint32_t inode = repair_queue_[0];
         repair_queue_.erase_unordered(0);
         repairing_ = true;
@@ -47,6 +45,20 @@ void Volume::repair_worker() {
         repairing_ = false;
         changed_->notify_all();
     }
+}
+
+void Volume::repair_worker() {
+    MutexGuard guard(*mutex_);
+    while (true) {
+        while (!stopping_ && repair_queue_.empty()) changed_->wait(*mutex_);
+        if (stopping_) return;
+        repair_queued();
+    }
+}
+
+void Volume::repair_now() {
+    MutexGuard guard(*mutex_);
+    if (!options_.read_only) repair_queued();
 }
 
 void Volume::wait_for_repairs() {

@@ -85,6 +85,15 @@ Status Volume::resolve(Transaction* tx, uint32_t root, const char* path, bool wa
         if (path[0] != '/') return Status::kInvalidArgument;
         ++path;
     }
+    // Syntax first, so a malformed path is refused whatever exists: components of 1..128
+    // characters, no "." or "..", no empty component except the whole path (the root).
+    for (const char* scan = path; *scan;) {
+        const char* end = scan;
+        while (*end && *end != '/') ++end;
+        if (!valid_name(scan, static_cast<size_t>(end - scan))) return Status::kInvalidArgument;
+        if (*end == '/' && end[1] == '\0') return Status::kInvalidArgument;
+        scan = *end ? end + 1 : end;
+    }
     uint32_t current = root;
     const char* cursor = path;
     while (true) {
@@ -196,6 +205,9 @@ Status Volume::create_node(Transaction* tx, uint32_t parent, const char* name, s
 Status Volume::delete_subtree(Transaction* tx, uint32_t inode) {
     Vector<uint32_t> pending(platform_);
     if (!pending.push_back(inode)) return Status::kNoMemory;
+    // The object itself first: if another transaction holds it, this one takes no lock at all.
+    TxObject* top;
+    if (Status status = modify(tx, inode, &top); status != Status::kOk) return status;
     if (Status status = lock_object(tx, view(tx, inode).parent); status != Status::kOk) return status;
     while (!pending.empty()) {
         const uint32_t current = pending.back();

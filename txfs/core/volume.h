@@ -106,8 +106,10 @@ public:
     Status check(CheckCallback callback, void* context, CheckSummary* summary);
     // Writes committed changes home and empties the log.
     Status checkpoint();
-    // Waits until the repair queue is empty (tests and tools use it after detecting damage).
+    // Waits until the repair worker has emptied the repair queue.
     void wait_for_repairs();
+    // Runs the queued repairs in the calling thread (mounts without a worker: tools, tests).
+    void repair_now();
     VolumeStats stats();
     const Superblock& superblock() const { return superblock_; }
     uint64_t log_used_blocks();
@@ -209,6 +211,7 @@ private:
     void report_corruption(uint32_t inode, const char* what, uint32_t block);
     static void repair_worker_entry(void* volume);
     void repair_worker();
+    void repair_queued();
     bool repair_inode(uint32_t inode);
     bool repair_data(uint32_t inode);
     bool find_in_log(LogOpKind kind, uint32_t target, const BlockRef* expected, uint8_t* out);

@@ -1,6 +1,8 @@
 #include "host/file_device.h"
 
 #include <cerrno>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -95,6 +97,7 @@ Status MemoryDevice::write(uint64_t offset, const void* data, size_t length, Wri
 
 Status MemoryDevice::flush() {
     if (failing_) return Status::kIoError;
+    if (flush_delay_us_) std::this_thread::sleep_for(std::chrono::microseconds(flush_delay_us_.load()));
     ++flushes_;
     return Status::kOk;
 }

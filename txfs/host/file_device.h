@@ -51,12 +51,15 @@ public:
     std::vector<uint8_t>& bytes() { return bytes_; }
     // Makes every later write or flush fail (I/O error injection).
     void fail_from_now(bool fail) { failing_ = fail; }
+    // Each flush takes this long, like a real disk's cache flush (for group-commit tests).
+    void set_flush_delay_us(uint32_t microseconds) { flush_delay_us_ = microseconds; }
 
 private:
     std::vector<uint8_t> bytes_;
     uint32_t sector_;
     std::atomic<uint64_t> flushes_{0};
     std::atomic<bool> failing_{false};
+    std::atomic<uint32_t> flush_delay_us_{0};
 };
 
 }  // namespace txfs::host
