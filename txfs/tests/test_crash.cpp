@@ -17,7 +17,7 @@ void require_clean(const CrashReport& report) {
 
 }  // namespace
 
-TEST_CASE("Crash states: exhaustive workloads of up to 2 operations, then random long workloads") {
+TEST_CASE("Crash states: exhaustive workloads of up to 2 operations - then random long workloads") {
     CrashGeometry geometry;
     CrashCheckOptions options;
     CrashReport total;

@@ -50,7 +50,7 @@ TEST_CASE("mkfs refuses a volume id of zero and a device too small") {
     REQUIRE(Volume::format(enough, platform, options) == Status::kInvalidArgument);
 }
 
-TEST_CASE("A fresh volume is empty, clean and leaks no memory after unmount") {
+TEST_CASE("A fresh volume is empty - clean and leaks no memory after unmount") {
     host::HostPlatform platform;
     host::MemoryDevice device(512 * kBlockSize);
     FormatOptions options;

@@ -43,7 +43,7 @@ NodeInfo stat(Fixture& f, const char* path) {
 
 }  // namespace
 
-TEST_CASE("A corrupt data block takes one file offline; the others stay available; repair from the log") {
+TEST_CASE("A corrupt data block takes one file offline - the others stay available - repair from the log") {
     Fixture f({}, without_worker());
     const std::string a = pattern(3 * kBlockSize, 1), b = pattern(5000, 2);
     f.put("/a", a);
@@ -94,7 +94,7 @@ TEST_CASE("The background worker repairs while the volume is in use") {
     REQUIRE(f.volume->stats().repairs_succeeded == 1);
 }
 
-TEST_CASE("A block with no intact copy left: the file stays offline, the failure is logged, it can be deleted") {
+TEST_CASE("A block with no intact copy left: the file stays offline - the failure is logged - it can be deleted") {
     test::Geometry geometry;
     geometry.log_blocks = 16;
     Fixture f(geometry, without_worker());
@@ -117,7 +117,7 @@ TEST_CASE("A block with no intact copy left: the file stays offline, the failure
     REQUIRE(f.fsck_errors() == 0);
 }
 
-TEST_CASE("A corrupt registry value goes offline alone and is repaired; its key's other values stay readable") {
+TEST_CASE("A corrupt registry value goes offline alone and is repaired - its key's other values stay readable") {
     Fixture f({}, without_worker());
     Transaction* tx = f.begin();
     REQUIRE(f.volume->create_key(tx, "Software") == Status::kOk);
@@ -140,7 +140,7 @@ TEST_CASE("A corrupt registry value goes offline alone and is repaired; its key'
     REQUIRE(f.fsck_errors() == 0);
 }
 
-TEST_CASE("Inode table: a bad primary copy is replaced by the mirror; a lost inode comes back from the log") {
+TEST_CASE("Inode table: a bad primary copy is replaced by the mirror - a lost inode comes back from the log") {
     Fixture f({}, without_worker());
     f.put("/a", "alpha");
     f.put("/b", "beta");
@@ -173,7 +173,7 @@ TEST_CASE("Inode table: a bad primary copy is replaced by the mirror; a lost ino
     }
 }
 
-TEST_CASE("Online fsck runs while writers commit, finds nothing on a healthy volume, and finds planted damage") {
+TEST_CASE("Online fsck runs while writers commit - finds nothing on a healthy volume - and finds planted damage") {
     Fixture f({}, without_worker());
     f.put("/victim", pattern(kBlockSize, 9));
     std::atomic<bool> stop{false};

@@ -79,7 +79,7 @@ void plant_inode(std::vector<uint8_t>& image, const Superblock& s, DiskInode ino
 
 }  // namespace
 
-TEST_CASE("Garbage, zeroed and truncated images are refused with kBadImage") {
+TEST_CASE("Garbage - zeroed and truncated images are refused with kBadImage") {
     host::HostPlatform platform;
     std::mt19937_64 random(5);
     host::MemoryDevice garbage(128 * kBlockSize);
@@ -100,7 +100,7 @@ TEST_CASE("Garbage, zeroed and truncated images are refused with kBadImage") {
     REQUIRE(Volume::mount(truncated, platform, quiet(), &volume) == Status::kBadImage);
 }
 
-TEST_CASE("One bad superblock copy is survived; both bad is refused") {
+TEST_CASE("One bad superblock copy is survived - both bad is refused") {
     Populated f;
     f.volume.reset();
     auto& bytes = f.device.bytes();

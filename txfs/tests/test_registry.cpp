@@ -11,7 +11,7 @@ using namespace txfs;
 using txfs::test::Fixture;
 using txfs::test::pattern;
 
-TEST_CASE("Registry keys hold typed values; enumerate lists subkeys then values") {
+TEST_CASE("Registry keys hold typed values - enumerate lists subkeys then values") {
     Fixture f;
     Transaction* tx = f.begin();
     REQUIRE(f.volume->create_key(tx, "Software") == Status::kOk);

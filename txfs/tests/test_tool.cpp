@@ -36,7 +36,7 @@ struct ScratchDir {
 
 }  // namespace
 
-TEST_CASE("txfs tool: mkfs, put, set, ls, cat, dump and a clean fsck") {
+TEST_CASE("txfs tool: mkfs - put - set - ls - cat - dump and a clean fsck") {
     ScratchDir dir;
     const std::string image = dir.path + "/vol.img";
     REQUIRE(run("mkfs " + image + " --size 8M --inodes 256 --log-blocks 128").status == 0);

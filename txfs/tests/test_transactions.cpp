@@ -27,7 +27,7 @@ TEST_CASE("Commit applies changes to many files atomically and durably") {
     REQUIRE(f.fsck_errors() == 0);
 }
 
-TEST_CASE("Readers outside a transaction see only committed state; the transaction sees its own writes") {
+TEST_CASE("Readers outside a transaction see only committed state - the transaction sees its own writes") {
     Fixture f;
     f.put("/a", "committed");
     Transaction* tx = f.begin();
@@ -45,7 +45,7 @@ TEST_CASE("Readers outside a transaction see only committed state; the transacti
     REQUIRE(f.volume->stat(nullptr, "/new", &info) == Status::kOk);
 }
 
-TEST_CASE("A second writer of a held object gets a conflict, at once, and no update is lost") {
+TEST_CASE("A second writer of a held object gets a conflict - at once - and no update is lost") {
     Fixture f;
     f.put("/a", "0");
     Transaction* first = f.begin();
@@ -86,7 +86,7 @@ TEST_CASE("Rollback and a crash before commit leave no trace") {
     REQUIRE(f.fsck_errors() == 0);
 }
 
-TEST_CASE("Writes, truncation and holes within one file") {
+TEST_CASE("Writes - truncation and holes within one file") {
     Fixture f;
     Transaction* tx = f.begin();
     REQUIRE(f.volume->create_file(tx, "/f") == Status::kOk);
@@ -122,7 +122,7 @@ TEST_CASE("Limits: name length and file size at the exact fit and one past") {
     f.volume->rollback(tx);
 }
 
-TEST_CASE("A transaction bigger than the log is refused whole; one that fits is accepted") {
+TEST_CASE("A transaction bigger than the log is refused whole - one that fits is accepted") {
     test::Geometry geometry;
     geometry.log_blocks = 16;
     Fixture f(geometry);
@@ -168,7 +168,7 @@ TEST_CASE("Running out of blocks fails the commit cleanly") {
     REQUIRE(host::list_directory(*f.volume, nullptr, "/").size() == static_cast<size_t>(committed));
 }
 
-TEST_CASE("The log wraps many times under steady commits; checkpoints keep it bounded") {
+TEST_CASE("The log wraps many times under steady commits - checkpoints keep it bounded") {
     test::Geometry geometry;
     geometry.log_blocks = 16;
     Fixture f(geometry);
@@ -210,7 +210,7 @@ std::pair<uint64_t, uint64_t> run_writers(Fixture& f, int writers, int commits) 
 
 }  // namespace
 
-TEST_CASE("Group commit: one writer flushes once per commit; 16 writers share flushes") {
+TEST_CASE("Group commit: one writer flushes once per commit - 16 writers share flushes") {
     Fixture single;
     const auto [commits1, flushes1] = run_writers(single, 1, 20);
     REQUIRE(commits1 == 20);
