@@ -22,18 +22,6 @@ bool names_equal(const DiskInode& image, const char* name, size_t length) {
     return image.name_length == length && __builtin_memcmp(image.name, name, length) == 0;
 }
 
-// RAII for the volume mutex in public entry points.
-class Locked {
-public:
-    explicit Locked(Mutex* mutex) : mutex_(mutex) { mutex_->lock(); }
-    ~Locked() { mutex_->unlock(); }
-    Locked(const Locked&) = delete;
-    Locked& operator=(const Locked&) = delete;
-
-private:
-    Mutex* mutex_;
-};
-
 size_t bounded_length(const char* text) {
     size_t length = 0;
     if (text)
@@ -401,49 +389,48 @@ Status Volume::read_data(Transaction* tx, uint32_t inode, uint64_t offset, void*
 
 // ---- public file operations ----
 
-Status Volume::create_directory(Transaction* tx, const char* path) {
+// Creates the last component of `path` under `root` (the parent must be a `container`).
+Status Volume::create_at(Transaction* tx, uint32_t root, const char* path, NodeType type) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t parent, created;
     const char* name;
     size_t length;
-    if (Status status = resolve(tx, kRootDirectory, path, true, &parent, &name, &length); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, parent).type) != NodeType::kDirectory) return Status::kWrongType;
-    return create_node(tx, parent, name, length, NodeType::kDirectory, &created);
+    if (Status status = resolve(tx, root, path, true, &parent, &name, &length); status != Status::kOk) return status;
+    const NodeType container = root == kRootDirectory ? NodeType::kDirectory : NodeType::kKey;
+    if (static_cast<NodeType>(view(tx, parent).type) != container) return Status::kWrongType;
+    return create_node(tx, parent, name, length, type, &created);
 }
 
-Status Volume::create_file(Transaction* tx, const char* path) {
-    if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
-    uint32_t parent, created;
-    const char* name;
-    size_t length;
-    if (Status status = resolve(tx, kRootDirectory, path, true, &parent, &name, &length); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, parent).type) != NodeType::kDirectory) return Status::kWrongType;
-    return create_node(tx, parent, name, length, NodeType::kFile, &created);
+// Resolves `path` to an object of type `wanted` (mutex held).
+Status Volume::resolve_typed(Transaction* tx, uint32_t root, const char* path, NodeType wanted, uint32_t* inode) {
+    if (Status status = resolve(tx, root, path, false, inode, nullptr, nullptr); status != Status::kOk) return status;
+    return static_cast<NodeType>(view(tx, *inode).type) == wanted ? Status::kOk : Status::kWrongType;
 }
+
+Status Volume::create_directory(Transaction* tx, const char* path) { return create_at(tx, kRootDirectory, path, NodeType::kDirectory); }
+Status Volume::create_file(Transaction* tx, const char* path) { return create_at(tx, kRootDirectory, path, NodeType::kFile); }
+Status Volume::create_key(Transaction* tx, const char* key) { return create_at(tx, kRegistryRoot, key, NodeType::kKey); }
 
 Status Volume::write_file(Transaction* tx, const char* path, uint64_t offset, const void* data, size_t length) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
-    if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, inode).type) != NodeType::kFile) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRootDirectory, path, NodeType::kFile, &inode); status != Status::kOk) return status;
     return write_data(tx, inode, offset, data, length);
 }
 
 Status Volume::truncate_file(Transaction* tx, const char* path, uint64_t size) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
-    if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, inode).type) != NodeType::kFile) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRootDirectory, path, NodeType::kFile, &inode); status != Status::kOk) return status;
     return truncate_data(tx, inode, size);
 }
 
 Status Volume::remove(Transaction* tx, const char* path) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
     if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
     if (inode == kRootDirectory) return Status::kInvalidArgument;
@@ -454,16 +441,15 @@ Status Volume::remove(Transaction* tx, const char* path) {
 }
 
 Status Volume::read_file(Transaction* tx, const char* path, uint64_t offset, void* buffer, size_t length, size_t* read) {
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     *read = 0;
     uint32_t inode;
-    if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, inode).type) != NodeType::kFile) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRootDirectory, path, NodeType::kFile, &inode); status != Status::kOk) return status;
     return read_data(tx, inode, offset, buffer, length, read);
 }
 
 Status Volume::stat(Transaction* tx, const char* path, NodeInfo* info) {
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
     if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
     fill_info(tx, inode, info);
@@ -471,10 +457,9 @@ Status Volume::stat(Transaction* tx, const char* path, NodeInfo* info) {
 }
 
 Status Volume::list_directory(Transaction* tx, const char* path, ListCallback callback, void* context) {
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
-    if (Status status = resolve(tx, kRootDirectory, path, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, inode).type) != NodeType::kDirectory) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRootDirectory, path, NodeType::kDirectory, &inode); status != Status::kOk) return status;
     for_each_child(tx, inode, [&](uint32_t child) {
         NodeInfo info;
         fill_info(tx, child, &info);
@@ -485,20 +470,9 @@ Status Volume::list_directory(Transaction* tx, const char* path, ListCallback ca
 
 // ---- registry ----
 
-Status Volume::create_key(Transaction* tx, const char* key) {
-    if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
-    uint32_t parent, created;
-    const char* name;
-    size_t length;
-    if (Status status = resolve(tx, kRegistryRoot, key, true, &parent, &name, &length); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, parent).type) != NodeType::kKey) return Status::kWrongType;
-    return create_node(tx, parent, name, length, NodeType::kKey, &created);
-}
-
 Status Volume::delete_key_tree(Transaction* tx, const char* key) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
     if (Status status = resolve(tx, kRegistryRoot, key, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
     if (inode == kRegistryRoot) return Status::kInvalidArgument;
@@ -506,8 +480,7 @@ Status Volume::delete_key_tree(Transaction* tx, const char* key) {
 }
 
 Status Volume::find_value(Transaction* tx, const char* key, const char* name, uint32_t* value, uint32_t* key_inode) {
-    if (Status status = resolve(tx, kRegistryRoot, key, false, key_inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, *key_inode).type) != NodeType::kKey) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRegistryRoot, key, NodeType::kKey, key_inode); status != Status::kOk) return status;
     const size_t length = bounded_length(name);
     if (!valid_name(name, length)) return Status::kInvalidArgument;
     return find_child(tx, *key_inode, name, length, true, value);
@@ -519,7 +492,7 @@ Status Volume::set_value(Transaction* tx, const char* key, const char* name, Val
                          type == ValueType::kString || type == ValueType::kBinary;
     if (!size_ok) return Status::kInvalidArgument;
     if (length > kMaxFileSize) return Status::kTooLarge;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t value, key_inode;
     Status status = find_value(tx, key, name, &value, &key_inode);
     if (status == Status::kNotFound)
@@ -533,14 +506,14 @@ Status Volume::set_value(Transaction* tx, const char* key, const char* name, Val
 
 Status Volume::delete_value(Transaction* tx, const char* key, const char* name) {
     if (!tx) return Status::kInvalidArgument;
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t value, key_inode;
     if (Status status = find_value(tx, key, name, &value, &key_inode); status != Status::kOk) return status;
     return delete_subtree(tx, value);
 }
 
 Status Volume::get_value(Transaction* tx, const char* key, const char* name, ValueType* type, void* buffer, size_t* length) {
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t value, key_inode;
     if (Status status = find_value(tx, key, name, &value, &key_inode); status != Status::kOk) return status;
     if (is_offline(value)) return Status::kOffline;
@@ -554,10 +527,9 @@ Status Volume::get_value(Transaction* tx, const char* key, const char* name, Val
 }
 
 Status Volume::list_key(Transaction* tx, const char* key, ListCallback callback, void* context) {
-    Locked locked(mutex_);
+    MutexGuard guard(*mutex_);
     uint32_t inode;
-    if (Status status = resolve(tx, kRegistryRoot, key, false, &inode, nullptr, nullptr); status != Status::kOk) return status;
-    if (static_cast<NodeType>(view(tx, inode).type) != NodeType::kKey) return Status::kWrongType;
+    if (Status status = resolve_typed(tx, kRegistryRoot, key, NodeType::kKey, &inode); status != Status::kOk) return status;
     const NodeType order[] = {NodeType::kKey, NodeType::kValue};  // subkeys first, then values
     for (NodeType wanted : order) {
         for_each_child(tx, inode, [&](uint32_t child) {

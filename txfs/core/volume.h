@@ -168,6 +168,8 @@ private:
     bool is_offline(uint32_t inode) const { return (flags_[inode] & kOfflineFlags) != 0; }
     Status resolve(Transaction* tx, uint32_t root, const char* path, bool want_parent, uint32_t* inode,
                    const char** leaf, size_t* leaf_length);
+    Status create_at(Transaction* tx, uint32_t root, const char* path, NodeType type);
+    Status resolve_typed(Transaction* tx, uint32_t root, const char* path, NodeType wanted, uint32_t* inode);
     Status find_child(Transaction* tx, uint32_t parent, const char* name, size_t name_length, bool leaf_kind,
                       uint32_t* child);
     template <typename Visit>

@@ -65,6 +65,27 @@ void exercise(std::vector<uint8_t> image) {
     }
 }
 
+// An image mounted read-write (the mount must succeed).
+struct MountedImage {
+    explicit MountedImage(const std::vector<uint8_t>& image) : device(image.size()) {
+        device.bytes() = image;
+        Volume* mounted = nullptr;
+        REQUIRE(Volume::mount(device, platform, quiet(), &mounted) == Status::kOk);
+        volume.reset(mounted);
+    }
+    host::HostPlatform platform;
+    host::MemoryDevice device;
+    host::VolumePtr volume;
+};
+
+// The superblock mount would pick (both copies valid here; the higher sequence wins).
+Superblock current_superblock(const std::vector<uint8_t>& image) {
+    Superblock a, b;
+    std::memcpy(&a, image.data(), sizeof(a));
+    std::memcpy(&b, image.data() + kBlockSize, sizeof(b));
+    return b.sequence > a.sequence ? b : a;
+}
+
 void seal(DiskInode& inode) { inode.crc = crc32c_with_zero_field(&inode, sizeof(inode), offsetof(DiskInode, crc)); }
 
 // Writes a checksum-valid (but possibly nonsensical) inode into both table copies.
@@ -120,9 +141,7 @@ TEST_CASE("Checksum-valid but impossible inodes go offline alone") {
     Populated f;
     f.volume.reset();
     auto image = f.device.bytes();
-    Superblock s;
-    std::memcpy(&s, image.data(), sizeof(s));
-    if (s.sequence < 2) std::memcpy(&s, image.data() + kBlockSize, sizeof(s));
+    const Superblock s = current_superblock(image);
 
     DiskInode out_of_range{};
     out_of_range.number = 40;
@@ -154,12 +173,9 @@ TEST_CASE("Checksum-valid but impossible inodes go offline alone") {
     std::memcpy(self_named.name, "a/b", 3);
     plant_inode(image, s, self_named);
 
-    host::MemoryDevice device(image.size());
-    device.bytes() = image;
-    host::HostPlatform platform;
-    Volume* mounted = nullptr;
-    REQUIRE(Volume::mount(device, platform, quiet(), &mounted) == Status::kOk);
-    host::VolumePtr volume(mounted);
+    MountedImage mounted(image);
+    Volume* volume = mounted.volume.get();
+    host::HostPlatform& platform = mounted.platform;
     REQUIRE(host::read_whole_file(*volume, nullptr, "/d/f") == pattern(60000, 1));
     REQUIRE(host::read_whole_file(*volume, nullptr, "/g") == "in the log only");
     NodeInfo info;
@@ -175,8 +191,7 @@ TEST_CASE("Random byte damage anywhere in the metadata or the log never crashes 
     Populated f;
     f.volume.reset();
     const auto original = f.device.bytes();
-    Superblock s;
-    std::memcpy(&s, original.data(), sizeof(s));
+    const Superblock s = current_superblock(original);
     std::mt19937_64 random(11);
     const uint64_t region = uint64_t{s.data_start} * kBlockSize;  // superblocks, metadata, log
     for (int round = 0; round < 150; ++round) {
@@ -191,11 +206,7 @@ TEST_CASE("A checksum-valid log record with a hostile operation is not applied")
     Populated f;
     f.volume.reset();
     auto image = f.device.bytes();
-    Superblock s;
-    std::memcpy(&s, image.data(), sizeof(s));
-    Superblock other;
-    std::memcpy(&other, image.data() + kBlockSize, sizeof(other));
-    if (other.sequence > s.sequence) s = other;
+    const Superblock s = current_superblock(image);
     // The last record (the put of /g) sits at the tail: point its first op at a block past the end.
     const uint64_t offset = (uint64_t{s.log_start} + s.log_tail % s.log_blocks) * kBlockSize;
     LogRecordHeader header;
@@ -209,12 +220,9 @@ TEST_CASE("A checksum-valid log record with a hostile operation is not applied")
     header.header_crc = crc32c_with_zero_field(&header, sizeof(header), offsetof(LogRecordHeader, header_crc));
     std::memcpy(image.data() + offset, &header, sizeof(header));
 
-    host::MemoryDevice device(image.size());
-    device.bytes() = image;
-    host::HostPlatform platform;
-    Volume* mounted = nullptr;
-    REQUIRE(Volume::mount(device, platform, quiet(), &mounted) == Status::kOk);
-    host::VolumePtr volume(mounted);
+    MountedImage mounted(image);
+    Volume* volume = mounted.volume.get();
+    host::HostPlatform& platform = mounted.platform;
     REQUIRE(platform.logged("malformed"));
     NodeInfo info;
     REQUIRE(volume->stat(nullptr, "/g", &info) == Status::kNotFound);  // the whole record was refused
