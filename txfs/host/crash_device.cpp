@@ -36,6 +36,11 @@ uint64_t RecordingDevice::flush_count() const {
     return epochs_.size() - 1;
 }
 
+std::vector<uint8_t> RecordingDevice::contents() const {
+    std::lock_guard guard(lock_);
+    return live_;
+}
+
 namespace {
 
 void apply(std::vector<uint8_t>& image, const RecordedWrite& write) {

@@ -39,6 +39,7 @@ public:
     // epochs()[e] holds the writes issued after the e-th flush and before the next one.
     const std::vector<std::vector<RecordedWrite>>& epochs() const { return epochs_; }
     uint64_t flush_count() const;
+    std::vector<uint8_t> contents() const;  // what a reader sees now (every write applied)
     const std::vector<uint8_t>& base() const { return base_; }
 
 private:

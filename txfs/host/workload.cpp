@@ -327,7 +327,8 @@ WorkloadRun run_workload(const std::vector<Op>& ops, const CrashGeometry& geomet
     return run;
 }
 
-std::string check_crash_state(const WorkloadRun& run, const std::vector<uint8_t>& image, size_t epoch, bool read_only_check) {
+std::string check_crash_state(const WorkloadRun& run, const std::vector<uint8_t>& image, size_t epoch, bool read_only_check,
+                              bool crash_recovery, uint64_t* recovery_states) {
     // The last snapshot durable in this epoch, and the one whose commit may have been under way.
     size_t durable = 0;
     for (size_t i = 0; i < run.snapshots.size(); ++i)
@@ -342,36 +343,71 @@ std::string check_crash_state(const WorkloadRun& run, const std::vector<uint8_t>
         for (const std::string* state : acceptable) text += "--- acceptable\n" + *state;
         return text;
     };
-
+    // Mounts `device`, runs fsck and returns the contents; "" in *problem if all went well.
     HostPlatform platform;
-    MemoryDevice device(image.size());
-    device.bytes() = image;
-    for (bool read_only : {true, false}) {
-        if (read_only && !read_only_check) continue;
-        const char* mode = read_only ? "read-only mount" : "mount";
+    auto recover = [&](BlockDevice& device, bool read_only, std::string* problem) {
         Volume* mounted = nullptr;
-        if (Status status = Volume::mount(device, platform, crash_mount_options(read_only), &mounted); status != Status::kOk)
-            return fmt::format("{} failed: {}", mode, status_name(status));
+        if (Status status = Volume::mount(device, platform, crash_mount_options(read_only), &mounted); status != Status::kOk) {
+            *problem = fmt::format("mount failed: {}", status_name(status));
+            return std::string();
+        }
         VolumePtr volume(mounted);
-        if (std::string errors = check_errors(*volume); !errors.empty()) return fmt::format("{}: fsck found errors:\n{}", mode, errors);
-        const std::string state = dump_volume(*volume);
-        if (!allowed(state)) return fmt::format("{}: recovered state is not a committed state:\n--- recovered\n{}{}", mode, state, expected_text());
+        if (std::string errors = check_errors(*volume); !errors.empty()) *problem = "fsck found errors:\n" + errors;
+        return dump_volume(*volume);
+    };
+
+    std::string problem;
+    if (read_only_check) {
+        MemoryDevice device(image.size());
+        device.bytes() = image;
+        const std::string state = recover(device, true, &problem);
+        if (!problem.empty()) return "read-only mount: " + problem;
+        if (!allowed(state)) return "read-only mount: recovered state is not a committed state:\n--- recovered\n" + state + expected_text();
     }
+    // The read-write recovery runs on a recording device only when its own crashes are checked.
+    std::unique_ptr<RecordingDevice> recording;
+    MemoryDevice after(0);
+    if (crash_recovery) recording = std::make_unique<RecordingDevice>(image);
+    else after.bytes() = image;
+    const std::string recovered = recover(recording ? static_cast<BlockDevice&>(*recording) : after, false, &problem);
+    if (!problem.empty()) return "mount: " + problem;
+    if (!allowed(recovered)) return "mount: recovered state is not a committed state:\n--- recovered\n" + recovered + expected_text();
+
     // Recovery must itself leave a clean volume: mount once more after the read-write recovery.
-    Volume* again = nullptr;
-    if (Status status = Volume::mount(device, platform, crash_mount_options(false), &again); status != Status::kOk)
-        return fmt::format("second mount failed: {}", status_name(status));
-    VolumePtr volume(again);
-    if (volume->stats().records_replayed != 0) return "second mount replayed records: recovery did not checkpoint";
-    if (std::string errors = check_errors(*volume); !errors.empty()) return "second mount: fsck found errors:\n" + errors;
-    if (!allowed(dump_volume(*volume))) return "second mount: state changed";
-    return "";
+    if (recording) after.bytes() = recording->contents();
+    {
+        Volume* again = nullptr;
+        if (Status status = Volume::mount(after, platform, crash_mount_options(false), &again); status != Status::kOk)
+            return fmt::format("second mount failed: {}", status_name(status));
+        VolumePtr volume(again);
+        if (volume->stats().records_replayed != 0) return "second mount replayed records: recovery did not checkpoint";
+        if (std::string errors = check_errors(*volume); !errors.empty()) return "second mount: fsck found errors:\n" + errors;
+        if (dump_volume(*volume) != recovered) return "second mount: state changed";
+    }
+    if (!crash_recovery) return "";
+    // A power cut during recovery: every state of the recovery's writes must recover to the same.
+    CrashStateOptions options;
+    options.exhaustive_limit = 4;
+    options.random_subsets = 2;
+    std::string failure;
+    const uint64_t visited = enumerate_crash_states(*recording, options, [&](const std::vector<uint8_t>& state, size_t, const std::string& what) {
+        MemoryDevice crashed(state.size());
+        crashed.bytes() = state;
+        std::string recovery_problem;
+        const std::string contents = recover(crashed, false, &recovery_problem);
+        if (!recovery_problem.empty()) failure = "crash during recovery (" + what + "): " + recovery_problem;
+        else if (contents != recovered) failure = "crash during recovery (" + what + "): contents differ:\n" + contents + "--- expected\n" + recovered;
+        return failure.empty();
+    });
+    if (recovery_states) *recovery_states += visited;
+    return failure;
 }
 
 void CrashReport::merge(const CrashReport& other) {
     workloads += other.workloads;
     states += other.states;
     violations += other.violations;
+    recovery_states += other.recovery_states;
     for (const auto& example : other.examples)
         if (examples.size() < 5) examples.push_back(example);
 }
@@ -385,8 +421,10 @@ CrashReport check_workload(const std::vector<Op>& ops, const CrashGeometry& geom
         report.examples.push_back("workload [" + describe(ops) + "] failed without a crash: " + run.failure);
         return report;
     }
-    report.states = enumerate_crash_states(*run.device, options.states, [&](const std::vector<uint8_t>& image, size_t epoch, const std::string& what) {
-        const std::string problem = check_crash_state(run, image, epoch, options.read_only_check);
+    enumerate_crash_states(*run.device, options.states, [&](const std::vector<uint8_t>& image, size_t epoch, const std::string& what) {
+        const bool crash_recovery = options.recovery_crash_every && (report.states + 1) % options.recovery_crash_every == 0;
+        ++report.states;
+        const std::string problem = check_crash_state(run, image, epoch, options.read_only_check, crash_recovery, &report.recovery_states);
         if (!problem.empty()) {
             ++report.violations;
             if (report.examples.size() < 5)

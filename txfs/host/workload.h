@@ -57,18 +57,24 @@ WorkloadRun run_workload(const std::vector<Op>& ops, const CrashGeometry& geomet
 struct CrashCheckOptions {
     CrashStateOptions states;
     bool read_only_check = true;  // also mount read-only (the fsck path) before the read-write mount
+    // Every Nth crash state (0: none) also has its recovery crashed: each crash state of the
+    // recovery's own writes must mount to exactly what the recovery produced.
+    uint64_t recovery_crash_every = 0;
 };
 
 struct CrashReport {
     uint64_t workloads = 0;
     uint64_t states = 0;
     uint64_t violations = 0;
+    uint64_t recovery_states = 0;  // crash states taken during recovery (not counted in states)
     std::vector<std::string> examples;  // the first few violations, described
     void merge(const CrashReport& other);
 };
 
-// Checks one crash image of `run` taken in `epoch`; returns "" or what was wrong.
-std::string check_crash_state(const WorkloadRun& run, const std::vector<uint8_t>& image, size_t epoch, bool read_only_check);
+// Checks one crash image of `run` taken in `epoch`; returns "" or what was wrong. With
+// crash_recovery, also checks every crash state of the recovery (counted in *recovery_states).
+std::string check_crash_state(const WorkloadRun& run, const std::vector<uint8_t>& image, size_t epoch, bool read_only_check,
+                              bool crash_recovery = false, uint64_t* recovery_states = nullptr);
 
 // Every crash state of one workload.
 CrashReport check_workload(const std::vector<Op>& ops, const CrashGeometry& geometry, const CrashCheckOptions& options);

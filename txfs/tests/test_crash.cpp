@@ -20,11 +20,14 @@ void require_clean(const CrashReport& report) {
 TEST_CASE("Crash states: exhaustive workloads of up to 2 operations - then random long workloads") {
     CrashGeometry geometry;
     CrashCheckOptions options;
+    options.recovery_crash_every = 25;
     CrashReport total;
     for (size_t length = 1; length <= 2; ++length) total.merge(check_all_workloads(length, 1, geometry, options, nullptr));
     total.merge(check_random_workloads(3000, 30, 42, geometry, nullptr));
-    WARN("crash states checked: " << total.states << " from " << total.workloads << " workloads");
+    WARN("crash states checked: " << total.states << " from " << total.workloads << " workloads, plus " << total.recovery_states
+                                   << " states of crashed recoveries");
     REQUIRE(total.states >= 10000);
+    REQUIRE(total.recovery_states > 0);
     require_clean(total);
 }
 
