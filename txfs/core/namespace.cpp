@@ -480,7 +480,9 @@ Status Volume::delete_key_tree(Transaction* tx, const char* key) {
 }
 
 Status Volume::find_value(Transaction* tx, const char* key, const char* name, uint32_t* value, uint32_t* key_inode) {
-    if (Status status = resolve_typed(tx, kRegistryRoot, key, NodeType::kKey, key_inode); status != Status::kOk) return status;
+    uint32_t found;
+    if (Status status = resolve_typed(tx, kRegistryRoot, key, NodeType::kKey, &found); status != Status::kOk) return status;
+    *key_inode = found;
     const size_t length = bounded_length(name);
     if (!valid_name(name, length)) return Status::kInvalidArgument;
     return find_child(tx, *key_inode, name, length, true, value);
@@ -493,9 +495,9 @@ Status Volume::set_value(Transaction* tx, const char* key, const char* name, Val
     if (!size_ok) return Status::kInvalidArgument;
     if (length > kMaxFileSize) return Status::kTooLarge;
     MutexGuard guard(*mutex_);
-    uint32_t value, key_inode;
+    uint32_t value, key_inode = kNoInode;
     Status status = find_value(tx, key, name, &value, &key_inode);
-    if (status == Status::kNotFound)
+    if (status == Status::kNotFound && key_inode != kNoInode)  // the key exists, the value not yet
         status = create_node(tx, key_inode, name, bounded_length(name), NodeType::kValue, &value);
     if (status != Status::kOk) return status;
     if ((status = truncate_data(tx, value, 0)) != Status::kOk) return status;

@@ -18,6 +18,7 @@ TEST_CASE("Registry keys hold typed values - enumerate lists subkeys then values
     REQUIRE(f.volume->create_key(tx, "Software/Contoso") == Status::kOk);
     REQUIRE(f.volume->create_key(tx, "Software/Contoso") == Status::kAlreadyExists);
     REQUIRE(f.volume->create_key(tx, "Missing/Child") == Status::kNotFound);
+    REQUIRE(f.volume->set_value(tx, "Missing", "v", ValueType::kString, "x", 1) == Status::kNotFound);  // found by fuzzing
     const uint32_t u32 = 7;
     const uint64_t u64 = 1ull << 40;
     const std::string text = "Contoso", blob = pattern(9000, 1);
