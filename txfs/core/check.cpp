@@ -119,6 +119,10 @@ void Volume::check_blocks(CheckContext& context) {
             context.report(Finding::kError, "inode %u: indirect block %u unreadable or corrupt", number, image.indirect.block);
         auto claim = [&](uint32_t block) {
             if (block == 0) return;
+            if (block < superblock_.data_start || block >= superblock_.block_count) {
+                context.report(Finding::kError, "inode %u: block %u is outside the data area", number, block);
+                return;
+            }
             if (owner[block]) context.report(Finding::kError, "block %u claimed by inodes %u and %u", block, owner[block], number);
             else owner[block] = number;
         };

@@ -352,16 +352,21 @@ Status Volume::reconcile_allocation() {
         for (uint32_t index = 0; index < blocks; ++index) refs[index] = BlockRef{0, 0};
         const Status status = load_refs(image, number, refs);
         if (status == Status::kNoMemory) return status;
-        bool cross_linked = false;
+        bool cross_linked = false, out_of_range = false;
         auto claim = [&](uint32_t block) {
-            if (block == 0) return;
+            if (block == 0) return;  // unknown (unreadable indirect block): the read reports it
+            if (block < superblock_.data_start || block >= superblock_.block_count) {
+                out_of_range = true;  // only an indirect block's entries can get here unchecked
+                return;
+            }
             if (bit(derived, block)) cross_linked = true;
             set_bit(derived, block, true);
         };
         for (uint32_t index = 0; index < blocks; ++index) claim(refs[index].block);
         if (blocks > kDirectBlocks) claim(image.indirect.block);
-        if (cross_linked) {
-            note(LogLevel::kWarning, "mount: inode %u shares blocks with another inode; taken offline", number);
+        if (cross_linked || out_of_range) {
+            note(LogLevel::kWarning, "mount: inode %u %s; taken offline", number,
+                 cross_linked ? "shares blocks with another inode" : "references blocks outside the data area");
             flags_[number] |= kInvalid;
         }
     }

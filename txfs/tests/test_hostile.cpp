@@ -173,16 +173,37 @@ TEST_CASE("Checksum-valid but impossible inodes go offline alone") {
     std::memcpy(self_named.name, "a/b", 3);
     plant_inode(image, s, self_named);
 
+    // A file whose (checksum-valid) indirect block points outside the volume.
+    const uint32_t spare = static_cast<uint32_t>(s.block_count - 1);  // unused by the populated files
+    std::vector<uint8_t> indirect(kBlockSize, 0);
+    const BlockRef outside{0xfffffff0u, 0};
+    std::memcpy(indirect.data(), &outside, sizeof(outside));
+    std::memcpy(image.data() + uint64_t{spare} * kBlockSize, indirect.data(), kBlockSize);
+    DiskInode far{};
+    far.number = 44;
+    far.type = static_cast<uint16_t>(NodeType::kFile);
+    far.parent = kRootDirectory;
+    far.name_length = 3;
+    std::memcpy(far.name, "far", 3);
+    far.size = uint64_t{kDirectBlocks + 1} * kBlockSize;
+    for (uint32_t i = 0; i < kDirectBlocks; ++i) far.direct[i] = BlockRef{spare - 1 - i, 0};
+    far.indirect = BlockRef{spare, crc32c(indirect.data(), kBlockSize)};
+    plant_inode(image, s, far);
+
     MountedImage mounted(image);
     Volume* volume = mounted.volume.get();
     host::HostPlatform& platform = mounted.platform;
     REQUIRE(host::read_whole_file(*volume, nullptr, "/d/f") == pattern(60000, 1));
     REQUIRE(host::read_whole_file(*volume, nullptr, "/g") == "in the log only");
+    REQUIRE(platform.logged("references blocks outside the data area"));
+    NodeInfo far_info;
+    REQUIRE(volume->stat(nullptr, "/far", &far_info) == Status::kOk);
+    REQUIRE(far_info.offline);
     NodeInfo info;
     REQUIRE(volume->stat(nullptr, "/bad", &info) == Status::kNotFound);  // not linked: offline
     CheckSummary summary;
     REQUIRE(volume->check(nullptr, nullptr, &summary) == Status::kOk);
-    REQUIRE(summary.errors == 4);
+    REQUIRE(summary.errors == 5);
     REQUIRE(platform.logged("impossible content"));
     REQUIRE(platform.logged("not reachable"));
 }
