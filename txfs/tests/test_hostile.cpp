@@ -88,6 +88,16 @@ Superblock current_superblock(const std::vector<uint8_t>& image) {
 
 void seal(DiskInode& inode) { inode.crc = crc32c_with_zero_field(&inode, sizeof(inode), offsetof(DiskInode, crc)); }
 
+DiskInode make_inode(uint32_t number, NodeType type, uint32_t parent, const std::string& name) {
+    DiskInode inode{};
+    inode.number = number;
+    inode.type = static_cast<uint16_t>(type);
+    inode.parent = parent;
+    inode.name_length = static_cast<uint8_t>(name.size());
+    std::memcpy(inode.name, name.data(), name.size());
+    return inode;
+}
+
 // Writes a checksum-valid (but possibly nonsensical) inode into both table copies.
 void plant_inode(std::vector<uint8_t>& image, const Superblock& s, DiskInode inode) {
     seal(inode);
@@ -143,35 +153,14 @@ TEST_CASE("Checksum-valid but impossible inodes go offline alone") {
     auto image = f.device.bytes();
     const Superblock s = current_superblock(image);
 
-    DiskInode out_of_range{};
-    out_of_range.number = 40;
-    out_of_range.type = static_cast<uint16_t>(NodeType::kFile);
-    out_of_range.parent = kRootDirectory;
-    out_of_range.name_length = 3;
-    std::memcpy(out_of_range.name, "bad", 3);
+    DiskInode out_of_range = make_inode(40, NodeType::kFile, kRootDirectory, "bad");
     out_of_range.size = 100;
     out_of_range.direct[0] = BlockRef{0xfffffff0u, 0};  // past the end of the volume
     plant_inode(image, s, out_of_range);
 
-    DiskInode loop_a{}, loop_b{};  // two directories, each the other's parent
-    loop_a.number = 41;
-    loop_b.number = 42;
-    loop_a.type = loop_b.type = static_cast<uint16_t>(NodeType::kDirectory);
-    loop_a.parent = 42;
-    loop_b.parent = 41;
-    loop_a.name_length = loop_b.name_length = 1;
-    loop_a.name[0] = 'x';
-    loop_b.name[0] = 'y';
-    plant_inode(image, s, loop_a);
-    plant_inode(image, s, loop_b);
-
-    DiskInode self_named{};  // a name with a slash
-    self_named.number = 43;
-    self_named.type = static_cast<uint16_t>(NodeType::kFile);
-    self_named.parent = kRootDirectory;
-    self_named.name_length = 3;
-    std::memcpy(self_named.name, "a/b", 3);
-    plant_inode(image, s, self_named);
+    plant_inode(image, s, make_inode(41, NodeType::kDirectory, 42, "x"));  // two directories, each
+    plant_inode(image, s, make_inode(42, NodeType::kDirectory, 41, "y"));  // the other's parent
+    plant_inode(image, s, make_inode(43, NodeType::kFile, kRootDirectory, "a/b"));  // a slash in a name
 
     // A file whose (checksum-valid) indirect block points outside the volume.
     const uint32_t spare = static_cast<uint32_t>(s.block_count - 1);  // unused by the populated files
@@ -179,12 +168,7 @@ TEST_CASE("Checksum-valid but impossible inodes go offline alone") {
     const BlockRef outside{0xfffffff0u, 0};
     std::memcpy(indirect.data(), &outside, sizeof(outside));
     std::memcpy(image.data() + uint64_t{spare} * kBlockSize, indirect.data(), kBlockSize);
-    DiskInode far{};
-    far.number = 44;
-    far.type = static_cast<uint16_t>(NodeType::kFile);
-    far.parent = kRootDirectory;
-    far.name_length = 3;
-    std::memcpy(far.name, "far", 3);
+    DiskInode far = make_inode(44, NodeType::kFile, kRootDirectory, "far");
     far.size = uint64_t{kDirectBlocks + 1} * kBlockSize;
     for (uint32_t i = 0; i < kDirectBlocks; ++i) far.direct[i] = BlockRef{spare - 1 - i, 0};
     far.indirect = BlockRef{spare, crc32c(indirect.data(), kBlockSize)};
