@@ -11,6 +11,7 @@
 #include "boot/elf_loader.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "control/control_server.h"
 #include "console/console_output.h"
 #include "host/host_platform.h"
 #include "kvm/kvm_error.h"
@@ -89,6 +90,23 @@ int run_vm(const CommandLine& command, BootTimeline& timeline) {
     return outcome.status;
 }
 
+// `vmm ctl`: one request, the answer printed as indented JSON.
+int control(const CommandLine& command) {
+    try {
+        const std::string answer = control_request(command.control_socket, command.control_request);
+        const nlohmann::json parsed = nlohmann::json::parse(answer, nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded()) {
+            fmt::print(stderr, "vmm ctl: the VM answered something that is not JSON: {}\n", answer);
+            return 1;
+        }
+        fmt::print("{}\n", parsed.dump(2));
+        return parsed.value("ok", false) ? 0 : 1;
+    } catch (const std::exception& error) {
+        fmt::print(stderr, "vmm ctl: {}\n", error.what());
+        return 1;
+    }
+}
+
 int main_with_status(int argc, char** argv) {
     const auto vmm_start = BootTimeline::Clock::now();
     CommandLine command;
@@ -101,6 +119,7 @@ int main_with_status(int argc, char** argv) {
     switch (command.action) {
     case CommandLine::Action::kHelp: fmt::print("{}", usage_text()); return 0;
     case CommandLine::Action::kVersion: fmt::print("vmm {}\n", kVersion); return 0;
+    case CommandLine::Action::kControl: return control(command);
     case CommandLine::Action::kRun: break;
     }
     set_up_logging(command.verbose);

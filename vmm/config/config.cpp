@@ -254,6 +254,21 @@ ConsoleConfig parse_console(const json& doc, const PathContext& paths) {
     return console;
 }
 
+ControlConfig parse_control(const json& doc, const PathContext& paths) {
+    ControlConfig control;
+    if (!doc.contains("control")) return control;
+    ObjectReader reader(doc.at("control"), "control", {"socket"});
+    auto socket = reader.string("socket");
+    if (!socket) return control;
+    if (socket->empty()) throw ConfigError("control.socket", "must be a path, got \"\"");
+    control.socket = paths.resolve("control.socket", *socket);
+    if (control.socket.string().size() > 107)
+        throw ConfigError("control.socket", fmt::format("must be at most 107 bytes (a Unix socket path), got {}",
+                                                        control.socket.string().size()));
+    require_writable_destination("control.socket", control.socket);
+    return control;
+}
+
 EnlightenmentsConfig parse_enlightenments(const json& doc) {
     EnlightenmentsConfig enlightenments;
     if (!doc.contains("enlightenments")) return enlightenments;
@@ -347,8 +362,10 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
 VmbusConfig parse_vmbus(const json& doc) {
     VmbusConfig vmbus;
     if (!doc.contains("vmbus")) return vmbus;
-    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled"});
+    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms"});
     vmbus.enabled = reader.boolean("enabled").value_or(true);
+    if (auto timeout = reader.integer("shutdown_timeout_ms", 0, 600'000))
+        vmbus.shutdown_timeout_ms = static_cast<uint32_t>(*timeout);
     return vmbus;
 }
 
@@ -484,11 +501,12 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments", "numa", "vmbus", "debug"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "enlightenments", "numa", "vmbus", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
+    config.control = parse_control(doc, paths);
     config.enlightenments = parse_enlightenments(doc);
     config.numa = parse_numa(doc, config.machine);
     config.vmbus = parse_vmbus(doc);

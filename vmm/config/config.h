@@ -33,6 +33,11 @@ struct ConsoleConfig {
     bool to_stdout() const { return output_file.empty(); }
 };
 
+// The control socket `vmm ctl` talks to (empty: none).
+struct ControlConfig {
+    std::filesystem::path socket;
+};
+
 struct EnlightenmentsConfig {
     bool spinlock = true;       // recommend paravirtual spinlocks (CPUID 0x40000004 EBX)
     uint32_t spin_count = 4095; // spins before notifying the hypervisor (Hyper-V 2016's default)
@@ -57,6 +62,9 @@ struct NumaConfig {
 // VMBus: the root-partition process and the channels it offers.
 struct VmbusConfig {
     bool enabled = true;
+    // SIGTERM or `vmm ctl ... shutdown` asks the guest to shut down (shutdown integration
+    // service); a guest that has not stopped by then is stopped (status 143 for SIGTERM).
+    uint32_t shutdown_timeout_ms = 2000;
 };
 
 enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };
@@ -73,6 +81,7 @@ struct VmConfig {
     MachineConfig machine;
     KernelConfig kernel;
     ConsoleConfig console;
+    ControlConfig control;
     EnlightenmentsConfig enlightenments;
     NumaConfig numa;
     VmbusConfig vmbus;

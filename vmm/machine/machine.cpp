@@ -1,6 +1,7 @@
 #include "machine/machine.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -41,11 +42,23 @@ Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& 
       device_context_{spec.config,       partition_.bus(),        partition_.memory(),
                       partition_.interrupts(), partition_.hypervisor(), partition_.synic(),
                       partition_.vm(),         console,                 *this},
-      devices_(devices::device_catalog(), device_context_) {
+      devices_(devices::device_catalog(), device_context_),
+      shutdown_timeout_ms_(spec.config.vmbus.shutdown_timeout_ms), shutdown_event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!shutdown_event_.valid()) throw_errno("eventfd for orderly shutdown");
     prepare_boot(spec);
+    if (!spec.config.control.socket.empty()) {
+        try {
+            control_server_ = std::make_unique<ControlServer>(
+                spec.config.control.socket, [this](const nlohmann::json& request) { return control(request); });
+        } catch (const HostError& error) {
+            throw HostError(error.code().value(), fmt::format("control.socket: {}", error.what()));
+        }
+        spdlog::info("control socket: {}", spec.config.control.socket.string());
+    }
 }
 
 Machine::~Machine() {
+    control_server_.reset();
     for (auto& vcpu : vcpus_) vcpu->kick();
 }
 
@@ -96,6 +109,7 @@ RunOutcome Machine::run(const StopSignals& signals) {
     for (auto& vcpu : vcpus_) vcpu->launch();
     vcpus_.front()->release();
     wait_for_stop(signals);
+    control_server_.reset();  // no more requests while the VM goes away
     timeline_.mark_guest_stop();
     for (auto& vcpu : vcpus_) vcpu->kick();
     for (auto& vcpu : vcpus_) vcpu->join();
@@ -103,18 +117,96 @@ RunOutcome Machine::run(const StopSignals& signals) {
     return control_.outcome();
 }
 
+// The main thread: waits for the stop request, stop signals, and the deadline of an orderly
+// shutdown in progress.
 void Machine::wait_for_stop(const StopSignals& signals) {
-    pollfd fds[2] = {{control_.stop_event_fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    pollfd fds[3] = {{control_.stop_event_fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {shutdown_event_.get(), POLLIN, 0}};
     while (!control_.stopping()) {
-        if (::poll(fds, 2, -1) < 0 && errno != EINTR) throw_errno("poll for VM stop");
-        if (fds[1].revents & POLLIN) {
-            if (auto signal = signals.read_signal()) {
-                spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(*signal));
-                control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + *signal,
-                                       fmt::format("stopped by SIG{}", ::sigabbrev_np(*signal))});
+        int timeout_ms = -1;
+        {
+            std::lock_guard lock(shutdown_mutex_);
+            if (shutdown_deadline_) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*shutdown_deadline_ - BootTimeline::Clock::now());
+                if (left.count() <= 0) {
+                    const int signal = shutdown_signal_;
+                    control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + signal,
+                                           fmt::format("stopped by SIG{}: the guest did not shut down within {} ms",
+                                                       ::sigabbrev_np(signal), shutdown_timeout_ms_)});
+                    return;
+                }
+                timeout_ms = static_cast<int>(left.count());
             }
         }
+        if (::poll(fds, 3, timeout_ms) < 0 && errno != EINTR) throw_errno("poll for VM stop");
+        if (fds[2].revents & POLLIN) {
+            uint64_t ignored;
+            [[maybe_unused]] ssize_t got = ::read(shutdown_event_.get(), &ignored, sizeof ignored);
+        }
+        if (fds[1].revents & POLLIN)
+            if (auto signal = signals.read_signal()) on_stop_signal(*signal);
     }
+}
+
+// SIGTERM asks the guest to shut down in order (once; a second SIGTERM, or SIGINT, stops it at
+// once); without a shutdown service the VM stops at once with 128 + the signal.
+void Machine::on_stop_signal(int signal) {
+    bool in_progress;
+    {
+        std::lock_guard lock(shutdown_mutex_);
+        in_progress = shutdown_deadline_.has_value();
+    }
+    if (signal == SIGTERM && !in_progress && begin_orderly_shutdown(signal)) {
+        spdlog::info("SIGTERM received: asked the guest to shut down (stopping it in {} ms otherwise)", shutdown_timeout_ms_);
+        return;
+    }
+    spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(signal));
+    control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + signal,
+                           fmt::format("stopped by SIG{}", ::sigabbrev_np(signal))});
+}
+
+bool Machine::begin_orderly_shutdown(int signal) {
+    if (!devices_.request_guest_shutdown()) return false;
+    {
+        std::lock_guard lock(shutdown_mutex_);
+        if (!shutdown_deadline_) {
+            shutdown_deadline_ = BootTimeline::Clock::now() + std::chrono::milliseconds(shutdown_timeout_ms_);
+            shutdown_signal_ = signal;
+        }
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = ::write(shutdown_event_.get(), &one, sizeof one);
+    return true;
+}
+
+// Requests on the control socket (its thread). "status" and "shutdown" are the machine's; every
+// other command goes to the devices (channels, heartbeat, kvp: the root partition).
+nlohmann::json Machine::control(const nlohmann::json& request) {
+    const std::string command = request.value("command", "");
+    if (command == "status") return status();
+    if (command == "shutdown") {
+        if (control_.stopping()) return {{"ok", false}, {"error", "the VM is already stopping"}};
+        if (!begin_orderly_shutdown(SIGTERM))
+            return {{"ok", false}, {"error", "the guest has no shutdown service open; stop vmm with a signal instead"}};
+        return {{"ok", true}, {"deadline_ms", shutdown_timeout_ms_}};
+    }
+    if (auto answer = devices_.control(request)) return *answer;
+    return {{"ok", false}, {"error", "unknown command \"" + command + "\""}};
+}
+
+nlohmann::json Machine::status() const {
+    const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(BootTimeline::Clock::now() - started_);
+    nlohmann::json devices = nlohmann::json::array();
+    for (const auto& name : devices_.names()) devices.push_back(name);
+    uint32_t started = 0;
+    for (const auto& vcpu : vcpus_) started += vcpu->started();
+    return {{"ok", true},
+            {"state", control_.stopping() ? "stopping" : "running"},
+            {"uptime_ms", uptime.count()},
+            {"vcpus", vcpus_.size()},
+            {"vcpus_started", started},
+            {"memory_mib", partition_.memory().size() >> 20},
+            {"guest_main_reached", timeline_.milestone_ms(abi::BootPhase::kKernelMain).has_value()},
+            {"devices", devices}};
 }
 
 void Machine::on_guest_exit(uint32_t exit_code) {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "boot/elf_loader.h"
@@ -13,6 +15,7 @@
 #include "device.h"
 #include "device_list.h"
 #include "host/host_platform.h"
+#include "control/control_server.h"
 #include "machine/partition.h"
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
@@ -53,6 +56,12 @@ private:
     RunOutcome describe_guest_crash() const;
     abi::GuestReport read_guest_report() const;
     void wait_for_stop(const StopSignals& signals);
+    void on_stop_signal(int signal);
+    // Asks the guest to shut down in order (through a device: the shutdown integration service);
+    // false if nothing could ask it. `signal` is the status to stop with at the deadline.
+    bool begin_orderly_shutdown(int signal);
+    nlohmann::json control(const nlohmann::json& request);
+    nlohmann::json status() const;
 
     BootTimeline& timeline_;
     RunControl control_;
@@ -60,7 +69,18 @@ private:
     devices::DeviceContext device_context_;
     devices::DeviceList devices_;
     uint64_t tsc_khz_ = 0;
+    uint32_t shutdown_timeout_ms_ = 0;
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+    const BootTimeline::Clock::time_point started_ = BootTimeline::Clock::now();
+
+    // An orderly shutdown in progress: the deadline, and the signal whose status the VMM exits with
+    // if the guest ignores it (SIGTERM for `vmm ctl ... shutdown` too).
+    // Set by the main thread or the control thread; the main thread watches shutdown_event_.
+    std::mutex shutdown_mutex_;
+    std::optional<BootTimeline::Clock::time_point> shutdown_deadline_;
+    int shutdown_signal_ = 0;
+    UniqueFd shutdown_event_;
+    std::unique_ptr<ControlServer> control_server_;  // last: stops before what it uses
 };
 
 }  // namespace hvkvm::vmm

@@ -39,6 +39,7 @@ public:
     void launch();   // creates the thread; it waits until release()
     // Claims the right to start this vCPU; false if it was claimed before (started already).
     bool claim_start() { return !start_claimed_.exchange(true); }
+    bool started() const { return start_claimed_.load(); }
     void release();  // the vCPU's state is set: enter the guest
     void kick();     // leave KVM_RUN (or the start gate) promptly; used to stop the VM
     void join();
