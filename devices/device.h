@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "console/byte_sink.h"
 
@@ -28,6 +29,7 @@ class InterruptController;
 class Hypervisor;
 class Synic;
 class Vm;
+struct DiskImage;
 }  // namespace hvkvm::vmm
 
 namespace hvkvm::devices {
@@ -53,6 +55,7 @@ struct DeviceContext {
     vmm::Hypervisor& hypervisor;  // message and event connections
     vmm::Synic& synic;            // host->guest messages and event flags
     vmm::Vm& vm;                  // ioeventfd doorbells
+    std::vector<vmm::DiskImage>& disks;  // the config's disks, open and locked; a device moves out those on its bus
     ByteSink& console;            // the VMM's console output (never blocks)
     PartitionControl& control;
 };

@@ -17,6 +17,7 @@
 #include "kvm/kvm_error.h"
 #include "machine/machine.h"
 #include "machine/stop_signals.h"
+#include "storage/disk_image.h"
 
 namespace hvkvm::vmm {
 namespace {
@@ -40,6 +41,7 @@ struct PreparedRun {
     KernelImage kernel;
     HostPlatform host;
     GuestCpuMode cpu_mode;
+    std::vector<DiskImage> disks;
 };
 
 // Everything that can be rejected as bad input, before a VM exists. Throws ConfigError.
@@ -54,7 +56,8 @@ PreparedRun prepare(const CommandLine& command) {
     }
     const HostPlatform host = detect_host_platform();
     const GuestCpuMode cpu_mode = resolve_cpu_mode(config.machine.cpu_mode, host);
-    return PreparedRun{std::move(config), std::move(kernel), host, cpu_mode};
+    std::vector<DiskImage> disks = open_disk_images(config.disks);  // opened and locked: no other VM takes them now
+    return PreparedRun{std::move(config), std::move(kernel), host, cpu_mode, std::move(disks)};
 }
 
 ConsoleOutput open_console(const ConsoleConfig& console) {
@@ -82,7 +85,8 @@ int run_vm(const CommandLine& command, BootTimeline& timeline) {
 
     timeline.mark_vmm_step("config, kernel and console validated");
     StopSignals signals;
-    Machine machine(MachineSpec{config, prepared->kernel, prepared->cpu_mode, prepared->host}, *console, timeline);
+    Machine machine(MachineSpec{config, prepared->kernel, prepared->cpu_mode, prepared->host, prepared->disks}, *console,
+                    timeline);
     const RunOutcome outcome = machine.run(signals);
     machine.print_report();
     if (outcome.status == 0) spdlog::info("{}", outcome.summary);

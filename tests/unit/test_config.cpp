@@ -82,7 +82,7 @@ TEST_CASE("invalid values are rejected with the key path", "[config]") {
          "machine.colour: unknown key (known keys: vcpus, memory_mib, cpu_mode)"},
         {R"({"machine": [], "kernel": {"path": "kernel.elf"}})", "machine: expected an object, got an array"},
         {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})",
-         "extra: unknown key (known keys: machine, kernel, console, control, enlightenments, numa, vmbus, debug)"},
+         "extra: unknown key (known keys: machine, kernel, console, control, disks, enlightenments, numa, vmbus, debug)"},
         {R"({"kernal": {"path": "kernel.elf"}})", "kernal: unknown key (did you mean \"kernel\"?)"},
         {R"({})", "kernel: missing (the guest kernel to boot)"},
         {R"({"kernel": {}})", "kernel.path: missing (path of the guest kernel ELF)"},

@@ -254,6 +254,52 @@ ConsoleConfig parse_console(const json& doc, const PathContext& paths) {
     return console;
 }
 
+DiskConfig parse_disk(const json& value, const std::string& path, const PathContext& paths) {
+    ObjectReader reader(value, path, {"id", "path", "bus", "read_only", "cache", "size_mib"});
+    DiskConfig disk;
+    auto id = reader.string("id");
+    if (!id) throw ConfigError(reader.key_path("id"), "missing (a name for the disk, e.g. \"system\")");
+    if (id->empty() || id->size() > 32 || id->find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+        throw ConfigError(reader.key_path("id"), fmt::format("must be 1..32 of a-z, 0-9, '_', '-', got \"{}\"", *id));
+    disk.id = *id;
+    auto image = reader.string("path");
+    if (!image || image->empty()) throw ConfigError(reader.key_path("path"), "missing (the raw disk image)");
+    disk.path = paths.resolve(reader.key_path("path"), *image);
+    if (auto bus = reader.choice<DiskBus>("bus", {{"vmbus", DiskBus::kVmbus}, {"ide", DiskBus::kIde}})) disk.bus = *bus;
+    disk.read_only = reader.boolean("read_only").value_or(false);
+    if (auto cache = reader.choice<DiskCache>("cache", {{"none", DiskCache::kNone}, {"writeback", DiskCache::kWriteback}}))
+        disk.cache = *cache;
+    if (auto size = reader.integer("size_mib", 1, uint64_t{1} << 30)) disk.size_mib = *size;
+    return disk;
+}
+
+std::vector<DiskConfig> parse_disks(const json& doc, const PathContext& paths) {
+    std::vector<DiskConfig> disks;
+    if (!doc.contains("disks")) return disks;
+    auto elements = [&] {
+        const json& value = doc.at("disks");
+        if (!value.is_array()) throw ConfigError("disks", fmt::format("expected an array, got {}", describe(value)));
+        if (value.size() > kMaxDisks)
+            throw ConfigError("disks", fmt::format("must have 0..{} elements, got {}", kMaxDisks, value.size()));
+        return value;
+    }();
+    uint32_t ide = 0;
+    for (size_t i = 0; i < elements.size(); ++i) {
+        const std::string path = fmt::format("disks[{}]", i);
+        DiskConfig disk = parse_disk(elements[i], path, paths);
+        for (size_t j = 0; j < disks.size(); ++j) {
+            if (disks[j].id == disk.id)
+                throw ConfigError(path + ".id", fmt::format("\"{}\" is already the id of disks[{}]", disk.id, j));
+            if (disks[j].path == disk.path)
+                throw ConfigError(path + ".path", fmt::format("{} is already the image of disks[{}]", disk.path.string(), j));
+        }
+        if (disk.bus == DiskBus::kIde && ++ide > kMaxIdeDisks)
+            throw ConfigError(path + ".bus", fmt::format("at most {} IDE disks (the primary channel's master and slave)", kMaxIdeDisks));
+        disks.push_back(std::move(disk));
+    }
+    return disks;
+}
+
 ControlConfig parse_control(const json& doc, const PathContext& paths) {
     ControlConfig control;
     if (!doc.contains("control")) return control;
@@ -501,12 +547,13 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "enlightenments", "numa", "vmbus", "debug"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "disks", "enlightenments", "numa", "vmbus", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
     config.control = parse_control(doc, paths);
+    config.disks = parse_disks(doc, paths);
     config.enlightenments = parse_enlightenments(doc);
     config.numa = parse_numa(doc, config.machine);
     config.vmbus = parse_vmbus(doc);

@@ -59,6 +59,19 @@ struct NumaConfig {
     bool enabled() const { return !nodes.empty(); }
 };
 
+enum class DiskBus { kVmbus, kIde };
+enum class DiskCache { kNone, kWriteback };  // none: O_DIRECT, no host page cache
+
+// One disk image. Checked (opened, sized, locked) before the VM exists: vmm/storage/disk_image.h.
+struct DiskConfig {
+    std::string id;                 // unique; [a-z0-9_-], 1..32 characters
+    std::filesystem::path path;     // a raw image: regular file or block device
+    DiskBus bus = DiskBus::kVmbus;
+    bool read_only = false;
+    DiskCache cache = DiskCache::kNone;
+    std::optional<uint64_t> size_mib;  // if given, the image must be exactly this size
+};
+
 // VMBus: the root-partition process and the channels it offers.
 struct VmbusConfig {
     bool enabled = true;
@@ -82,6 +95,7 @@ struct VmConfig {
     KernelConfig kernel;
     ConsoleConfig console;
     ControlConfig control;
+    std::vector<DiskConfig> disks;
     EnlightenmentsConfig enlightenments;
     NumaConfig numa;
     VmbusConfig vmbus;
@@ -104,7 +118,9 @@ inline constexpr uint64_t kMinMemoryMib = 16;
 inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
 inline constexpr uint32_t kMaxSpinCount = 1u << 30;
-inline constexpr uint32_t kDefaultRemoteDistance = 20;  // between nodes, when the config gives no matrix
+inline constexpr uint32_t kDefaultRemoteDistance = 20;
+inline constexpr uint32_t kMaxDisks = 16;     // VMBus LUNs and IDE devices together
+inline constexpr uint32_t kMaxIdeDisks = 2;   // the primary channel's master and slave  // between nodes, when the config gives no matrix
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the

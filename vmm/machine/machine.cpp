@@ -41,7 +41,8 @@ Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& 
     : timeline_(timeline), partition_(spec.config, timeline),
       device_context_{spec.config,       partition_.bus(),        partition_.memory(),
                       partition_.interrupts(), partition_.hypervisor(), partition_.synic(),
-                      partition_.vm(),         console,                 *this},
+                      partition_.vm(),         spec.disks,              console,
+                      *this},
       devices_(devices::device_catalog(), device_context_),
       shutdown_timeout_ms_(spec.config.vmbus.shutdown_timeout_ms), shutdown_event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
     if (!shutdown_event_.valid()) throw_errno("eventfd for orderly shutdown");

@@ -20,6 +20,7 @@
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
+#include "storage/disk_image.h"
 
 namespace hvkvm::vmm {
 
@@ -30,6 +31,7 @@ struct MachineSpec {
     const KernelImage& kernel;
     GuestCpuMode cpu_mode;
     HostPlatform host;
+    std::vector<DiskImage>& disks;  // opened and locked; devices take the ones on their bus
 };
 
 class Machine final : private devices::PartitionControl {
