@@ -114,12 +114,25 @@ bool Hypervisor::enable_hypercall_page_locked(uint64_t value) {
         const uint64_t gpa = (value >> kHypercallGpfnShift) << kHypercallGpfnShift;
         auto page = memory_.translate(gpa, kPageSize);
         if (!page) return false;  // not RAM: #GP
-        const auto code = hypercall_page_code();
-        std::memset(page->data(), 0xcc, kPageSize);  // int3 beyond the code
-        std::memcpy(page->data(), code.data(), code.size());
+        write_hypercall_page(*page);  // callers on other vCPUs keep seeing valid code throughout
     }
     hypercall_msr_ = enable ? value : (value & ~kHypercallEnable);
     return true;
+}
+
+std::optional<uint64_t> Hypervisor::page_out_gpa(uint16_t port) const {
+    const auto offset = hypercall_page_out_offset(port);
+    if (!offset) return std::nullopt;
+    uint64_t page;
+    {
+        std::lock_guard lock(partition_mutex_);
+        if (!(hypercall_msr_ & kHypercallEnable)) return std::nullopt;
+        page = (hypercall_msr_ >> kHypercallGpfnShift) << kHypercallGpfnShift;
+    }
+    const auto expected = hypercall_page_code().subspan(*offset, kHypercallPageOutLength);
+    const auto actual = memory_.translate(page + *offset, kHypercallPageOutLength);
+    if (!actual || std::memcmp(actual->data(), expected.data(), expected.size()) != 0) return std::nullopt;
+    return page + *offset;
 }
 
 std::optional<std::span<uint8_t>> Hypervisor::call_buffer(uint64_t gpa, uint64_t length) const {

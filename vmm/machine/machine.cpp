@@ -124,7 +124,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
         vcpu.sync_registers_on_exit();
         vm_.add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor_->kick_eventfd(index));
-        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_}));
+        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_, memory_}));
     }
 }
 
