@@ -124,7 +124,8 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
         vcpu.sync_registers_on_exit();
         vm_.add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor_->kick_eventfd(index));
-        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_, memory_}));
+        vcpus_.push_back(std::make_unique<VcpuThread>(
+            std::move(vcpu), VcpuServices{bus_, control_, timeline_, *hypervisor_, memory_, logs_}));
     }
 }
 
@@ -136,6 +137,7 @@ RunOutcome Machine::run(const StopSignals& signals) {
     for (auto& vcpu : vcpus_) vcpu->kick();
     for (auto& vcpu : vcpus_) vcpu->join();
     uart_->flush();
+    logs_.report_suppressed();
     return control_.outcome();
 }
 
@@ -172,14 +174,15 @@ void Machine::on_guest_exit(uint32_t exit_code) {
 
 void Machine::on_boot_milestone(uint32_t phase) {
     if (phase < abi::kBootPhaseCount) timeline_.mark_milestone(static_cast<abi::BootPhase>(phase));
-    else spdlog::debug("guest marked unknown boot phase {}", phase);
+    else logs_.unknown_milestones.log("guest marked unknown boot phase {}", phase);
 }
 
 void Machine::on_start_vcpu(uint32_t request_gpa) {
     constexpr size_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
     auto bytes = memory_.translate(request_gpa, sizeof(abi::VcpuStartRequest));
     if (!bytes || request_gpa % 8 != 0) {
-        spdlog::warn("guest asked to start a vCPU with a request at {:#x}, which is not aligned guest RAM", request_gpa);
+        logs_.unreachable_start_requests.log(
+            "guest asked to start a vCPU with a request at {:#x}, which is not aligned guest RAM", request_gpa);
         return;  // nowhere to write a status
     }
     abi::VcpuStartRequest request;
@@ -187,7 +190,8 @@ void Machine::on_start_vcpu(uint32_t request_gpa) {
     const abi::VcpuStartStatus status = start_vcpu(request);
     std::memcpy(bytes->data() + kStatusOffset, &status, sizeof status);
     if (status != abi::VcpuStartStatus::kStarted)
-        spdlog::debug("start of vCPU {} refused (status {})", request.vcpu_index, static_cast<uint32_t>(status));
+        logs_.refused_start_requests.log("start of vCPU {} refused (status {})", request.vcpu_index,
+                                         static_cast<uint32_t>(status));
 }
 
 abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {

@@ -17,6 +17,7 @@
 #include "hypercalls/hypervisor.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
+#include "log/guest_triggered_logs.h"
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
@@ -63,6 +64,7 @@ private:
     uint64_t tsc_khz_ = 0;
     BootTimeline& timeline_;
     RunControl control_;
+    GuestTriggeredLogs logs_;
     IoBus bus_;
     std::shared_ptr<devices::Uart16550> uart_;
     std::shared_ptr<devices::DebugDevice> debug_device_;

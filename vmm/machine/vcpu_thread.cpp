@@ -13,6 +13,7 @@
 #include "hypercalls/hypervisor.h"
 #include "hypercalls/page_exit.h"
 #include "kvm/kvm_error.h"
+#include "log/guest_triggered_logs.h"
 #include "machine/run_control.h"
 #include "stats/boot_timeline.h"
 
@@ -171,7 +172,7 @@ void VcpuThread::handle_io() {
         exit_counters_.count_pio(services_.bus.pio_device_name(port));
     } else {
         exit_counters_.count("pio unclaimed");
-        spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port, out ? "write" : "read");
+        services_.logs.unclaimed_ports.log("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port, out ? "write" : "read");
     }
 }
 
@@ -223,7 +224,7 @@ void VcpuThread::handle_msr(bool write) {
             ok = true;
         }
     }
-    if (!ok) spdlog::debug("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
+    if (!ok) services_.logs.faulting_msrs.log("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
     run.msr.error = ok ? 0 : 1;  // 1: KVM injects #GP
 }
 
@@ -234,8 +235,8 @@ void VcpuThread::handle_mmio() {
                                            : services_.bus.mmio_read(run.mmio.phys_addr, {run.mmio.data, length});
     exit_counters_.count(claimed ? "mmio" : "mmio unclaimed");
     if (!claimed)
-        spdlog::debug("vCPU {}: unclaimed MMIO {} at {:#x}", vcpu_.index(), run.mmio.is_write ? "write" : "read",
-                      run.mmio.phys_addr);
+        services_.logs.unclaimed_mmio.log("vCPU {}: unclaimed MMIO {} at {:#x}", vcpu_.index(),
+                                          run.mmio.is_write ? "write" : "read", run.mmio.phys_addr);
 }
 
 void VcpuThread::stop_for_guest_crash(const std::string& what) {

@@ -21,6 +21,7 @@ class RunControl;
 class BootTimeline;
 class Hypervisor;
 class GuestMemory;
+struct GuestTriggeredLogs;
 struct PioExit;
 
 struct VcpuServices {
@@ -29,6 +30,7 @@ struct VcpuServices {
     BootTimeline& timeline;
     Hypervisor& hypervisor;
     const GuestMemory& memory;
+    GuestTriggeredLogs& logs;
 };
 
 class VcpuThread {
