@@ -15,6 +15,7 @@
 #include "hvkvm/abi/hypercall.h"
 #include "kvm/kvm_error.h"
 #include "machine/stop_signals.h"
+#include "stats/guest_report.h"
 #include "stats/run_report.h"
 
 namespace hvkvm::vmm {
@@ -25,22 +26,6 @@ constexpr uint64_t kVmxTssAddress = 0xfffbd000;  // needed by VMX hosts, unused 
 // What this VMM needs from KVM, checked up front so that a missing feature is one clear error.
 void require(const Kvm& kvm, long capability, const char* what) {
     if (!kvm.check_extension(capability)) throw HostError(ENOTSUP, fmt::format("KVM lacks {}", what));
-}
-
-const char* exception_mnemonic(uint32_t vector) {
-    static constexpr const char* kNames[32] = {
-        "#DE", "#DB", "NMI", "#BP", "#OF", "#BR", "#UD", "#NM", "#DF", "(coprocessor overrun)", "#TS",
-        "#NP", "#SS", "#GP", "#PF", "(reserved)", "#MF", "#AC", "#MC", "#XM", "#VE", "#CP"};
-    if (vector < 32 && kNames[vector]) return kNames[vector];
-    return vector < 32 ? "(reserved)" : "interrupt";
-}
-
-// A guest-written string, bounded and reduced to printable ASCII.
-std::string sanitize(const char* text, size_t capacity) {
-    std::string result;
-    for (size_t i = 0; i < capacity && text[i]; ++i)
-        result += (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
-    return result;
 }
 
 }  // namespace
@@ -165,7 +150,9 @@ void Machine::on_guest_exit(uint32_t exit_code) {
         control_.request_stop(RunOutcome::with(ExitStatus::kGuestFailure, "guest reported failure"));
         return;
     case abi::GuestExitCode::kCrash:
-        control_.request_stop(describe_guest_crash());
+        control_.request_stop(RunOutcome::with(
+            ExitStatus::kGuestCrash,
+            describe_guest_crash(read_guest_report(memory_).crash, static_cast<uint32_t>(vcpus_.size()))));
         return;
     }
     control_.request_stop(RunOutcome::with(
@@ -209,44 +196,15 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     return abi::VcpuStartStatus::kStarted;
 }
 
-abi::GuestReport Machine::read_guest_report() const {
-    abi::GuestReport report;
-    std::memcpy(&report, memory_.span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
-    if (report.magic != abi::kGuestReportMagic) std::memset(&report, 0, sizeof report);
-    return report;
-}
-
-RunOutcome Machine::describe_guest_crash() const {
-    const abi::CrashRecord crash = read_guest_report().crash;
-    switch (crash.kind) {
-    case abi::CrashKind::kException: {
-        const std::string diagnosis = sanitize(crash.message, sizeof crash.message);
-        return RunOutcome::with(
-            ExitStatus::kGuestCrash,
-            fmt::format("guest crash on vCPU {}: unhandled exception {} (vector {}, error code {:#x}) at RIP {:#018x}, "
-                        "CR2 {:#x}{}{}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
-                        crash.rip, crash.cr2, diagnosis.empty() ? "" : ": ", diagnosis));
-    }
-    case abi::CrashKind::kPanic:
-        return RunOutcome::with(ExitStatus::kGuestCrash,
-                                fmt::format("guest panic on vCPU {}: {} (RIP {:#018x})", crash.cpu,
-                                            sanitize(crash.message, sizeof crash.message), crash.rip));
-    default:
-        return RunOutcome::with(ExitStatus::kGuestCrash, "guest reported a crash but left no crash record");
-    }
-}
-
 void Machine::print_report() {
-    const abi::GuestReport guest = read_guest_report();
+    const abi::GuestReport guest = read_guest_report(memory_);
     std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
     std::copy(std::begin(guest.phase_tsc), std::end(guest.phase_tsc), phase_tsc.begin());
 
     RunReport report;
     report.timeline = timeline_.entries(phase_tsc, tsc_khz_);
     report.guest_main_ms = timeline_.milestone_ms(abi::BootPhase::kKernelMain);
-    report.guest_platform = guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kPvm)       ? "pvm"
-                            : guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kClassic) ? "classic"
-                                                                                                     : "unknown";
+    report.guest_platform = describe_guest_platform(guest.platform);
     ExitCounters exits;
     for (const auto& vcpu : vcpus_) {
         exits.merge(vcpu->exit_counters());

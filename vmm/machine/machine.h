@@ -53,8 +53,6 @@ private:
 
     void create_vcpus(const MachineSpec& spec);
     void enable_hypervisor_interface(ConsoleOutput& console);
-    RunOutcome describe_guest_crash() const;
-    abi::GuestReport read_guest_report() const;
     void wait_for_stop(const StopSignals& signals);
 
     Kvm kvm_;
