@@ -172,7 +172,8 @@ void VcpuThread::handle_io() {
         exit_counters_.count_pio(services_.bus.pio_device_name(port));
     } else {
         exit_counters_.count("pio unclaimed");
-        services_.logs.unclaimed_ports.log("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port, out ? "write" : "read");
+        services_.logs.unclaimed_ports.log("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
+                                           out ? "write" : "read");
     }
 }
 
@@ -224,7 +225,8 @@ void VcpuThread::handle_msr(bool write) {
             ok = true;
         }
     }
-    if (!ok) services_.logs.faulting_msrs.log("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
+    if (!ok)
+        services_.logs.faulting_msrs.log("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
     run.msr.error = ok ? 0 : 1;  // 1: KVM injects #GP
 }
 

@@ -47,7 +47,7 @@ void console_flood() {
     say("console flood running");
     start_all_aps(flood_messages);
     flood_messages(0);
-    for (uint64_t i = 0; atomic_load(flooders_done) < vcpu_count(); ++i) spin_wait_hint(i);
+    wait_for_count(flooders_done, vcpu_count());
 }
 
 // The UART path, byte by byte (one exit each) from every vCPU at once, interleaved with
@@ -67,7 +67,7 @@ void console_flood_uart() {
     if (!hv::enable()) check(false, "hypercall page refused");
     start_all_aps(uart_lines);
     uart_lines(0);
-    for (uint64_t i = 0; atomic_load(uart_writers_done) < vcpu_count(); ++i) spin_wait_hint(i);
+    wait_for_count(uart_writers_done, vcpu_count());
 }
 
 // 20,000 requests to start vCPUs that the VMM must refuse, each of which used to print a warning.
@@ -120,7 +120,7 @@ void hypercall_flood() {
     if (!hv::enable()) check(false, "hypercall page refused");
     start_all_aps(call_flood);
     call_flood(0);
-    for (uint64_t i = 0; atomic_load(callers_done) < vcpu_count(); ++i) spin_wait_hint(i);
+    wait_for_count(callers_done, vcpu_count());
 }
 
 const Case kCases[] = {

@@ -416,7 +416,7 @@ void start_all_aps(CpuWork work) {
               static_cast<uint64_t>(status));
     }
     for (uint32_t index = 1; index < vcpu_count(); ++index)
-        for (uint64_t i = 0; !atomic_load(cpus[index].running); ++i) spin_wait_hint(i);
+        spin_until([&] { return atomic_load(cpus[index].running) != 0; });
 }
 
 uint32_t online_cpus() { return atomic_load(cpus_running); }
@@ -428,7 +428,11 @@ void Barrier::arrive_and_wait() {
         atomic_add(generation_, 1u);
         return;
     }
-    for (uint64_t i = 0; atomic_load(generation_) == generation; ++i) spin_wait_hint(i);
+    spin_until([&] { return atomic_load(generation_) != generation; });
+}
+
+void wait_for_count(const uint32_t& counter, uint32_t target) {
+    spin_until([&] { return atomic_load(counter) >= target; });
 }
 
 void spin_wait_hint(uint64_t iteration) {

@@ -141,6 +141,14 @@ private:
 // (NotifyLongSpinWait) once the hypercall page is up.
 void spin_wait_hint(uint64_t iteration);
 
+// Spins (politely, see spin_wait_hint) until `done()` is true.
+template <typename Condition>
+void spin_until(Condition done) {
+    for (uint64_t i = 0; !done(); ++i) spin_wait_hint(i);
+}
+// Until `counter` (incremented by other vCPUs) reaches `target`.
+void wait_for_count(const uint32_t& counter, uint32_t target);
+
 template <typename T>
 T atomic_load(const T& value) {
     return __atomic_load_n(&value, __ATOMIC_ACQUIRE);

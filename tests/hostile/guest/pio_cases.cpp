@@ -67,7 +67,7 @@ void pio_every_port() {
     scan_ports(0);
     uint32_t total = 0;
     for (uint32_t cpu = 0; cpu < vcpu_count(); ++cpu) {
-        for (uint64_t i = 0; !(atomic_load(ports_done_by[cpu]) & 0x80000000u); ++i) spin_wait_hint(i);
+        spin_until([&] { return (atomic_load(ports_done_by[cpu]) & 0x80000000u) != 0; });
         total += ports_done_by[cpu] & 0x7fffffffu;
     }
     reset_console();

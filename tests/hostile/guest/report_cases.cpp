@@ -102,7 +102,7 @@ void scribble(uint32_t cpu) {
 
 void report_scribble() {
     start_all_aps(scribble);
-    for (uint64_t i = 0; atomic_load(scribbling) + 1 < vcpu_count(); ++i) spin_wait_hint(i);
+    wait_for_count(scribbling, vcpu_count() - 1);
     abi::CrashRecord crash{};
     crash.kind = abi::CrashKind::kPanic;
     crash.cpu = 0;

@@ -18,10 +18,6 @@ void require_page() {
     }
 }
 
-void wait_for_count(const uint32_t& counter, uint32_t target) {
-    for (uint64_t i = 0; atomic_load(counter) < target; ++i) spin_wait_hint(i);
-}
-
 // --- the hypercall page rewritten under its callers -------------------------------------------
 uint32_t rewriting_done, callers_ready, callers_done;
 
@@ -210,10 +206,7 @@ void wait_for_kicks() {
     wait_for_count(waiters_ready, vcpu_count() - 1);
     for (uint32_t cpu = 1; cpu < vcpu_count(); ++cpu) {
         check(hv::kick_vp(cpu) == Status::kSuccess, "kicking vCPU %u", uint64_t{cpu});
-        for (uint64_t i = 0; !atomic_load(woken[cpu]); ++i) {
-            spin_wait_hint(i);
-            if (i % 100000 == 99999) hv::kick_vp(cpu);
-        }
+        wait_for_count(woken[cpu], 1);  // one kick is enough, even one that lands before the wait
     }
 }
 
