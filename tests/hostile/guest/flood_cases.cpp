@@ -28,16 +28,21 @@ size_t flood_line(char (&line)[128], uint64_t number, uint32_t cpu) {
 
 // `mb=N` MiB through PostMessage from every vCPU together (default 4), or without end
 // (`mb=forever`), announcing itself first so that the runner can time a signal.
-uint64_t flood_bytes;
-uint32_t flooders_done;
-void flood_messages(uint32_t cpu) {
+// `bytes` of flood lines from this vCPU through PostMessage; 0: without end.
+void send_flood_lines(uint32_t cpu, uint64_t bytes) {
     char line[128];
     uint64_t sent = 0;
-    for (uint64_t number = 0; flood_bytes == 0 || sent < flood_bytes / vcpu_count(); ++number) {
+    for (uint64_t number = 0; bytes == 0 || sent < bytes; ++number) {
         const size_t length = flood_line(line, number, cpu);
         hv::console_write(line, length);
         sent += length;
     }
+}
+
+uint64_t flood_bytes;  // in all, shared out between the vCPUs
+uint32_t flooders_done;
+void flood_messages(uint32_t cpu) {
+    send_flood_lines(cpu, flood_bytes / vcpu_count());
     atomic_add(flooders_done, 1u);
 }
 
@@ -63,8 +68,11 @@ void uart_lines(uint32_t cpu) {
     atomic_add(uart_writers_done, 1u);
 }
 
+// With `first-mb=N`, N MiB of PostMessage text go first, so that the UART's lines meet a full
+// console backlog (stdout unread) or a console that has failed (reader gone).
 void console_flood_uart() {
     if (!hv::enable()) check(false, "hypercall page refused");
+    if (const uint64_t first = command_line_number("first-mb", 0) << 20) send_flood_lines(0, first);
     start_all_aps(uart_lines);
     uart_lines(0);
     wait_for_count(uart_writers_done, vcpu_count());

@@ -98,6 +98,8 @@ void post_message_limits() {
     PostMessageInput message = console_message("hostile: PostMessage ending exactly at a page end\n");
     expect(post_at(page + kPageSize - sizeof message, message), Status::kSuccess, "PostMessage input ending at a page end");
     expect(post_at(page + kPageSize - sizeof message + 8, message), Status::kInvalidAlignment, "PostMessage input 8 bytes into the next page");
+    expect(hv::call_status(make_control(CallCode::kPostMessage), reinterpret_cast<uint64_t>(page + kPageSize - sizeof message + 1), 0),
+           Status::kInvalidAlignment, "PostMessage input one byte into the next page");
     for (uint64_t misalign = 1; misalign < 8; ++misalign)
         expect(post_at(page + misalign, message), Status::kInvalidAlignment, "PostMessage input misaligned by", misalign);
     message = console_message("hostile: PostMessage ending exactly at the end of RAM\n");
@@ -149,6 +151,8 @@ void signal_event_limits() {
     expect(signal_from(page + kPageSize - 8, kLoopbackEventConnectionId), Status::kSuccess, "SignalEvent input ending at a page end");
     expect(hv::call_status(signal_memory, reinterpret_cast<uint64_t>(page + kPageSize - 4), 0), Status::kInvalidAlignment,
            "SignalEvent input 4 bytes into the next page");
+    expect(hv::call_status(signal_memory, reinterpret_cast<uint64_t>(page + kPageSize - 7), 0), Status::kInvalidAlignment,
+           "SignalEvent input one byte into the next page");
     expect(signal_from(last_ram_page() + kPageSize - 8, kLoopbackEventConnectionId), Status::kSuccess,
            "SignalEvent input ending at the end of RAM");
     expect(hv::call_status(signal_memory, ram_end_below_hole(), 0), Status::kInvalidAlignment, "SignalEvent input past RAM");
@@ -170,6 +174,9 @@ void reference_time_and_vp_limits() {
     expect(time_at(reinterpret_cast<uint64_t>(page + kPageSize - 8)), Status::kSuccess, "GetReferenceTime output ending at a page end");
     check(*reinterpret_cast<uint64_t*>(page + kPageSize - 8) != 0, "GetReferenceTime wrote 0");
     expect(time_at(reinterpret_cast<uint64_t>(page + kPageSize - 4)), Status::kInvalidAlignment, "GetReferenceTime output crossing a page");
+    expect(time_at(reinterpret_cast<uint64_t>(page + kPageSize - 7)), Status::kInvalidAlignment,
+           "GetReferenceTime output one byte into the next page");
+    expect(time_at(ram_end_below_hole() - 7), Status::kInvalidAlignment, "GetReferenceTime output one byte past RAM");
     expect(time_at(ram_end_below_hole() - 8), Status::kSuccess, "GetReferenceTime output ending at the end of RAM");
     expect(time_at(ram_end_below_hole()), Status::kInvalidAlignment, "GetReferenceTime output past RAM");
     expect(time_at(0xfee00000), Status::kInvalidAlignment, "GetReferenceTime output on the LAPIC");
