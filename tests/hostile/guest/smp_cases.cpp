@@ -214,6 +214,16 @@ void wait_for_kicks() {
 uint32_t hangers_ready;
 const char* hang_phase;
 
+// The runner's cue for its signal, as one PostMessage: UART bytes would be split by the other
+// vCPUs' console messages (the VMM flushes a partial UART line before each, to keep the order).
+void announce_phase(const char* phase) {
+    char line[96];
+    size_t length = 0;
+    for (const char* part : {"hostile: phase ", phase, " running on every vCPU\n"})
+        for (; *part && length < sizeof line; ++part) line[length++] = *part;
+    hv::console_write(line, length);
+}
+
 [[noreturn]] void hang_in_phase(uint32_t cpu) {
     atomic_add(hangers_ready, 1u);
     const char* phase = hang_phase;
@@ -224,8 +234,10 @@ const char* hang_phase;
     if (strings_equal(phase, "hypercall"))
         for (;;) hv::notify_long_spin_wait(1), hv::call_status(make_control(CallCode::kGetReferenceTime), 0, 1);
     if (strings_equal(phase, "wait")) for (;;) hv::wait_for_kick(0);
-    if (strings_equal(phase, "console"))
-        for (;;) hv::console_write("hang in the console: this line repeats until the VMM stops\n", 60);
+    if (strings_equal(phase, "console")) {
+        static constexpr char kLine[] = "hang in the console: this line repeats until the VMM stops\n";
+        for (;;) hv::console_write(kLine, sizeof kLine - 1);
+    }
     if (strings_equal(phase, "start") && cpu == 0) {
         alignas(8) static abi::VcpuStartRequest request;
         for (uint32_t index = 0;; index = (index + 1) % (vcpu_count() + 1)) start_vcpu(request, index, nullptr);
@@ -239,7 +251,7 @@ void hang() {
     require_page();
     start_all_aps(hang_in_phase);
     wait_for_count(hangers_ready, vcpu_count() - 1);
-    say("phase %s running on every vCPU", hang_phase);
+    announce_phase(hang_phase);
     hang_in_phase(0);
 }
 

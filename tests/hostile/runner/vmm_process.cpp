@@ -117,12 +117,12 @@ bool drain(int fd, CapturedStream& stream, size_t keep, Watch& watch) {
     if (got == 0) return false;
     stream.total_bytes += static_cast<size_t>(got);
     const size_t room = keep > stream.text.size() ? keep - stream.text.size() : 0;
-    // Keep a little context before the new bytes so that a marker split across reads is found.
-    const size_t context = std::min<size_t>(stream.text.size(), 256);
-    std::string recent = stream.text.substr(stream.text.size() - context);
-    recent.append(buffer, static_cast<size_t>(got));
     stream.text.append(buffer, std::min(room, static_cast<size_t>(got)));
-    watch.saw_output(recent);
+    // The new bytes with a little of what came before, so that a marker split across reads is found.
+    stream.tail.append(buffer, static_cast<size_t>(got));
+    watch.saw_output(stream.tail);
+    constexpr size_t kContext = 256;
+    if (stream.tail.size() > kContext) stream.tail.erase(0, stream.tail.size() - kContext);
     return true;
 }
 

@@ -32,6 +32,7 @@ struct RunLimits {
 struct CapturedStream {
     std::string text;       // the first kept_output_bytes bytes
     size_t total_bytes = 0;
+    std::string tail;       // the last bytes read, wherever the stream is: for spotting a marker
 };
 
 struct RunResult {
