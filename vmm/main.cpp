@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <csignal>
 #include <cstdio>
 #include <optional>
 
@@ -70,6 +71,9 @@ ConsoleOutput open_console(const ConsoleConfig& console) {
 }
 
 int run_vm(const CommandLine& command, BootTimeline& timeline) {
+    // First, so that a stop signal arriving during set-up waits for the run (and stops it) rather
+    // than killing the process; every thread started from here on inherits the blocked mask.
+    StopSignals signals;
     std::optional<PreparedRun> prepared;
     std::optional<ConsoleOutput> console;
     try {
@@ -84,10 +88,10 @@ int run_vm(const CommandLine& command, BootTimeline& timeline) {
                  prepared->host.pvm ? "PVM" : "hardware-virtualized");
 
     timeline.mark_vmm_step("config, kernel and console validated");
-    StopSignals signals;
     Machine machine(MachineSpec{config, prepared->kernel, prepared->cpu_mode, prepared->host, prepared->disks}, *console,
                     timeline);
     const RunOutcome outcome = machine.run(signals);
+    console->finish();  // bounded: an unread console cannot hold up the end of the run
     machine.print_report();
     if (outcome.status == 0) spdlog::info("{}", outcome.summary);
     else spdlog::error("{} (exit status {})", outcome.summary, outcome.status);
@@ -127,6 +131,9 @@ int main_with_status(int argc, char** argv) {
     case CommandLine::Action::kRun: break;
     }
     set_up_logging(command.verbose);
+    // A reader that goes away (`vmm run ... | head`) must not kill the VMM: writes to it fail with
+    // EPIPE instead, which the console and the logger survive.
+    std::signal(SIGPIPE, SIG_IGN);
     BootTimeline timeline(vmm_start);
     try {
         return run_vm(command, timeline);

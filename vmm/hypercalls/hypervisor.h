@@ -71,6 +71,10 @@ public:
     uint64_t signal_event_doorbell(uint32_t connection_id);
     uint64_t kick_vp_doorbell(uint32_t vp_index);
 
+    // The guest-physical address of the enabled hypercall page's `out` to `port`, if the page is
+    // enabled and still holds that instruction there (the guest can overwrite it).
+    std::optional<uint64_t> page_out_gpa(uint16_t port) const;
+
     void set_tsc_khz(uint64_t tsc_khz) { config_.tsc_khz = tsc_khz; }  // before the VM runs
     bool hypercall_page_enabled() const;
     int kick_eventfd(uint32_t vp) const { return kick_fds_.at(vp).get(); }

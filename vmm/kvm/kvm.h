@@ -71,6 +71,8 @@ public:
 
     uint32_t index() const { return index_; }
     kvm_run& run_state() const { return *static_cast<kvm_run*>(run_mapping_.get()); }
+    // The whole run mapping: kvm_run and the data areas its exits point into.
+    std::span<uint8_t> run_area() const { return {static_cast<uint8_t*>(run_mapping_.get()), run_mapping_.size()}; }
 
     // Enters the guest. Returns false if KVM_RUN was interrupted by a signal (EINTR), which is how
     // another thread kicks this vCPU out of the guest; throws on any other failure.

@@ -14,28 +14,12 @@
 #include "catalog.h"
 #include "cpu/cpuid.h"
 #include "hvkvm/abi/hypercall.h"
-#include "hvkvm/abi/x86_exceptions.h"
 #include "kvm/kvm_error.h"
 #include "machine/stop_signals.h"
+#include "stats/guest_report.h"
 #include "stats/run_report.h"
 
 namespace hvkvm::vmm {
-namespace {
-
-const char* exception_mnemonic(uint32_t vector) {
-    const abi::ExceptionName* name = abi::exception_name(vector);
-    return name ? name->mnemonic : "interrupt";
-}
-
-// A guest-written string, bounded and reduced to printable ASCII.
-std::string sanitize(const char* text, size_t capacity) {
-    std::string result;
-    for (size_t i = 0; i < capacity && text[i]; ++i)
-        result += (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
-    return result;
-}
-
-}  // namespace
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
     : timeline_(timeline), partition_(spec.config, timeline),
@@ -101,7 +85,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.sync_registers_on_exit();
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
         vcpus_.push_back(std::make_unique<VcpuThread>(
-            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor}));
+            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_}));
     }
 }
 
@@ -115,6 +99,7 @@ RunOutcome Machine::run(const StopSignals& signals) {
     for (auto& vcpu : vcpus_) vcpu->kick();
     for (auto& vcpu : vcpus_) vcpu->join();
     devices_.stop_all();
+    logs_.report_suppressed();
     return control_.outcome();
 }
 
@@ -220,7 +205,9 @@ void Machine::on_guest_exit(uint32_t exit_code) {
         control_.request_stop(RunOutcome::with(ExitStatus::kGuestFailure, "guest reported failure"));
         return;
     case abi::GuestExitCode::kCrash:
-        control_.request_stop(describe_guest_crash());
+        control_.request_stop(RunOutcome::with(
+            ExitStatus::kGuestCrash,
+            describe_guest_crash(read_guest_report(partition_.memory()).crash, static_cast<uint32_t>(vcpus_.size()))));
         return;
     }
     control_.request_stop(RunOutcome::with(
@@ -233,14 +220,15 @@ void Machine::stop_for_host_error(std::string reason) {
 
 void Machine::on_boot_milestone(uint32_t phase) {
     if (phase < abi::kBootPhaseCount) timeline_.mark_milestone(static_cast<abi::BootPhase>(phase));
-    else spdlog::debug("guest marked unknown boot phase {}", phase);
+    else logs_.unknown_milestones.log("guest marked unknown boot phase {}", phase);
 }
 
 void Machine::on_start_vcpu(uint32_t request_gpa) {
     constexpr uint64_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
     auto bytes = partition_.memory().translate(request_gpa, sizeof(abi::VcpuStartRequest));
     if (!bytes) {
-        spdlog::debug("guest asked to start a vCPU with a request at {:#x}, which is not guest RAM", request_gpa);
+        logs_.unreachable_start_requests.log(
+            "guest asked to start a vCPU with a request at {:#x}, which is not guest RAM", request_gpa);
         return;  // nowhere to write a status
     }
     abi::VcpuStartStatus status = abi::VcpuStartStatus::kInvalidRequest;
@@ -251,7 +239,8 @@ void Machine::on_start_vcpu(uint32_t request_gpa) {
     }
     std::memcpy(bytes->data() + kStatusOffset, &status, sizeof status);
     if (status != abi::VcpuStartStatus::kStarted)
-        spdlog::debug("start of vCPU {} refused (status {})", request.vcpu_index, static_cast<uint32_t>(status));
+        logs_.refused_start_requests.log("start of vCPU {} refused (status {})", request.vcpu_index,
+                                         static_cast<uint32_t>(status));
 }
 
 abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
@@ -269,44 +258,15 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     return abi::VcpuStartStatus::kStarted;
 }
 
-abi::GuestReport Machine::read_guest_report() const {
-    abi::GuestReport report;
-    std::memcpy(&report, partition_.memory().span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
-    if (report.magic != abi::kGuestReportMagic) std::memset(&report, 0, sizeof report);
-    return report;
-}
-
-RunOutcome Machine::describe_guest_crash() const {
-    const abi::CrashRecord crash = read_guest_report().crash;
-    switch (crash.kind) {
-    case abi::CrashKind::kException: {
-        const std::string diagnosis = sanitize(crash.message, sizeof crash.message);
-        return RunOutcome::with(
-            ExitStatus::kGuestCrash,
-            fmt::format("guest crash on vCPU {}: unhandled exception {} (vector {}, error code {:#x}) at RIP {:#018x}, "
-                        "CR2 {:#x}{}{}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
-                        crash.rip, crash.cr2, diagnosis.empty() ? "" : ": ", diagnosis));
-    }
-    case abi::CrashKind::kPanic:
-        return RunOutcome::with(ExitStatus::kGuestCrash,
-                                fmt::format("guest panic on vCPU {}: {} (RIP {:#018x})", crash.cpu,
-                                            sanitize(crash.message, sizeof crash.message), crash.rip));
-    default:
-        return RunOutcome::with(ExitStatus::kGuestCrash, "guest reported a crash but left no crash record");
-    }
-}
-
 void Machine::print_report() {
-    const abi::GuestReport guest = read_guest_report();
+    const abi::GuestReport guest = read_guest_report(partition_.memory());
     std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
     std::copy(std::begin(guest.phase_tsc), std::end(guest.phase_tsc), phase_tsc.begin());
 
     RunReport report;
     report.timeline = timeline_.entries(phase_tsc, tsc_khz_);
     report.guest_main_ms = timeline_.milestone_ms(abi::BootPhase::kKernelMain);
-    report.guest_platform = guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kPvm)       ? "pvm"
-                            : guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kClassic) ? "classic"
-                                                                                                     : "unknown";
+    report.guest_platform = describe_guest_platform(guest.platform);
     ExitCounters exits;
     for (const auto& vcpu : vcpus_) {
         exits.merge(vcpu->exit_counters());

@@ -17,6 +17,7 @@
 #include "host/host_platform.h"
 #include "control/control_server.h"
 #include "machine/partition.h"
+#include "log/guest_triggered_logs.h"
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
@@ -55,8 +56,6 @@ private:
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);
     void prepare_boot(const MachineSpec& spec);
-    RunOutcome describe_guest_crash() const;
-    abi::GuestReport read_guest_report() const;
     void wait_for_stop(const StopSignals& signals);
     void on_stop_signal(int signal);
     // Asks the guest to shut down in order (through a device: the shutdown integration service);
@@ -67,6 +66,7 @@ private:
 
     BootTimeline& timeline_;
     RunControl control_;
+    GuestTriggeredLogs logs_;  // rate limits for every log line a guest can trigger
     Partition partition_;
     devices::DeviceContext device_context_;
     devices::DeviceList devices_;

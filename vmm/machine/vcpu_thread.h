@@ -19,12 +19,17 @@ class IoBus;
 class RunControl;
 class BootTimeline;
 class Hypervisor;
+class GuestMemory;
+struct GuestTriggeredLogs;
+struct PioExit;
 
 struct VcpuServices {
     const IoBus& bus;
     RunControl& control;
     BootTimeline& timeline;
     Hypervisor& hypervisor;
+    const GuestMemory& memory;
+    GuestTriggeredLogs& logs;
 };
 
 class VcpuThread {
@@ -53,7 +58,8 @@ private:
     void run_loop();
     void handle_exit();
     void handle_io();
-    bool handle_hypercall_port(uint16_t port, const uint8_t* data, uint32_t size);
+    bool is_hypercall(const PioExit& exit);
+    void handle_hypercall_port(const PioExit& exit);
     void handle_mmio();
     void handle_msr(bool write);
     void stop_for_guest_crash(const std::string& what);

@@ -23,8 +23,10 @@ void print_counters(std::FILE* out, const std::vector<KvmStat>& counters) {
 
 void print_run_report(const RunReport& report, std::FILE* out) {
     fmt::print(out, "--- boot timeline (ms since VMM start; source: vmm clock, guest milestone exit, guest TSC)\n");
-    for (const auto& entry : report.timeline)
-        fmt::print(out, "  {:>9.3f}  {:<40} [{}]\n", entry.ms, entry.label, entry.source);
+    for (const auto& entry : report.timeline) {
+        if (entry.valid) fmt::print(out, "  {:>9.3f}  {:<40} [{}]\n", entry.ms, entry.label, entry.source);
+        else fmt::print(out, "  {:>9}  {:<40} [{}: the guest's stamp lies outside the run]\n", "invalid", entry.label, entry.source);
+    }
     if (report.guest_main_ms)
         fmt::print(out, "guest main reached {:.1f} ms after VMM start (guest platform: {})\n", *report.guest_main_ms,
                    report.guest_platform);
