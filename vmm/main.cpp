@@ -5,12 +5,14 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <optional>
 
 #include "boot/elf_loader.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/host_numa_check.h"
 #include "console/console_output.h"
 #include "host/host_platform.h"
 #include "kvm/kvm_error.h"
@@ -41,9 +43,24 @@ struct PreparedRun {
     GuestCpuMode cpu_mode;
 };
 
+// The host nodes the config names must exist and suit their use (numa/host reads the host's list).
+void check_host_placement(const NumaConfig& numa) {
+    const bool names_host_nodes = std::any_of(numa.nodes.begin(), numa.nodes.end(),
+                                              [](const NumaNodeConfig& node) { return node.host_node.has_value(); });
+    if (!names_host_nodes) return;
+    std::vector<numa::host::HostNode> host;
+    try {
+        host = numa::host::host_nodes();
+    } catch (const numa::host::HostNumaError& error) {
+        throw ConfigError("numa.nodes", fmt::format("host_node is set, but {}", error.what()));
+    }
+    check_host_numa_placement(numa, host);
+}
+
 // Everything that can be rejected as bad input, before a VM exists. Throws ConfigError.
 PreparedRun prepare(const CommandLine& command) {
     VmConfig config = load_config(command.config_file, command.overrides);
+    check_host_placement(config.numa);
     KernelImage kernel;
     try {
         kernel = read_kernel_elf(config.kernel.path);

@@ -341,14 +341,28 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
     check_numa_partition(numa, machine);
     numa.distances = parse_distances(reader, numa.nodes.size(), reader.boolean("asymmetric").value_or(false));
     numa.pin_vcpus = reader.boolean("pin_vcpus").value_or(false);
+    if (numa.pin_vcpus) {
+        for (size_t n = 0; n < numa.nodes.size(); ++n)
+            if (!numa.nodes[n].vcpus.empty() && !numa.nodes[n].host_node)
+                throw ConfigError("numa.pin_vcpus",
+                                  fmt::format("numa.nodes[{}] has vCPUs but no host_node whose CPUs they could be pinned to", n));
+    }
     return numa;
 }
 
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator"});
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "corrupt_acpi_table"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
+    if (auto table = reader.string("corrupt_acpi_table")) {
+        if (std::find(kAcpiTableSignatures.begin(), kAcpiTableSignatures.end(), *table) == kAcpiTableSignatures.end()) {
+            std::string names;
+            for (const std::string& name : kAcpiTableSignatures) names += (names.empty() ? "\"" : ", \"") + name + "\"";
+            throw ConfigError("debug.corrupt_acpi_table", fmt::format("must be one of {}, got \"{}\"", names, *table));
+        }
+        debug.corrupt_acpi_table = *table;
+    }
     return debug;
 }
 

@@ -54,9 +54,15 @@ struct NumaConfig {
     bool enabled() const { return !nodes.empty(); }
 };
 
-// Test and diagnostic devices.
+// The ACPI tables the VMM writes, by signature ("RSD PTR " is the RSDP).
+inline const std::vector<std::string> kAcpiTableSignatures = {"RSD PTR ", "XSDT", "APIC", "SRAT", "SLIT"};
+
+// Test and diagnostic devices and faults.
 struct DebugConfig {
     bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
+    // Non-empty: the VMM spoils this ACPI table's checksum after writing it, to test the guest's
+    // refusal of malformed tables (it must panic naming the table).
+    std::string corrupt_acpi_table;
 };
 
 struct VmConfig {

@@ -9,12 +9,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "boot/acpi_tables.h"
 #include "boot/boot_setup.h"
 #include "catalog.h"
 #include "cpu/cpuid.h"
 #include "hvkvm/abi/hypercall.h"
 #include "hvkvm/abi/x86_exceptions.h"
 #include "kvm/kvm_error.h"
+#include "machine/numa_placement.h"
 #include "machine/stop_signals.h"
 #include "stats/run_report.h"
 
@@ -37,7 +39,7 @@ std::string sanitize(const char* text, size_t capacity) {
 }  // namespace
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
-    : timeline_(timeline), partition_(spec.config, timeline),
+    : config_(spec.config), timeline_(timeline), partition_(spec.config, timeline),
       device_context_{spec.config,           partition_.bus(),        partition_.memory(), partition_.interrupts(),
                       partition_.hypervisor(), console, *this},
       devices_(devices::device_catalog(), device_context_) {
@@ -68,8 +70,10 @@ void Machine::prepare_boot(const MachineSpec& spec) {
 
     const uint32_t boot_flags = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
                                 (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    const AcpiPlacement acpi = write_acpi_tables(memory, guest_topology(spec.config, memory.layout()),
+                                                 spec.config.machine.vcpus, spec.config.debug.corrupt_acpi_table);
     write_boot_info(memory, spec.kernel, layout,
-                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline});
+                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline, acpi});
 }
 
 void Machine::create_vcpus(const MachineSpec& spec) {
@@ -85,8 +89,9 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
         vcpu.sync_registers_on_exit();
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
-        vcpus_.push_back(std::make_unique<VcpuThread>(
-            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor}));
+        vcpus_.push_back(std::make_unique<VcpuThread>(std::move(vcpu),
+                                                      VcpuServices{partition_.bus(), control_, timeline_, hypervisor},
+                                                      vcpu_host_node(spec.config.numa, index)));
     }
 }
 
@@ -171,6 +176,26 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     return abi::VcpuStartStatus::kStarted;
 }
 
+// Host placement of guest RAM and vCPU threads, then the guest's own per-node allocation counters
+// (from the report page: untrusted, so the node count is bounded before use).
+std::vector<std::string> Machine::describe_numa(const abi::GuestReport& guest) const {
+    std::vector<std::string> lines = describe_memory_placement(partition_.memory(), config_.numa);
+    if (config_.numa.pin_vcpus) {
+        for (const auto& vcpu : vcpus_)
+            lines.push_back(fmt::format("vcpu{}: pinned to host node {}, runs on host CPUs {}", vcpu->vcpu().index(),
+                                        vcpu->host_node() ? std::to_string(*vcpu->host_node()) : "none",
+                                        cpu_list_text(vcpu->host_cpus())));
+    }
+    if (guest.numa_node_count == 0 || guest.numa_node_count > abi::kMaxReportedNumaNodes) return lines;
+    lines.push_back("guest page allocations by node (pages):      hit       miss    foreign      local      other  migrated-in  free/managed");
+    for (uint32_t node = 0; node < guest.numa_node_count; ++node) {
+        const abi::NumaNodeCounters& c = guest.numa_nodes[node];
+        lines.push_back(fmt::format("guest node {:<2} {:>31} {:>10} {:>10} {:>10} {:>10} {:>12}  {}/{}", node, c.hit, c.miss,
+                                    c.foreign, c.local, c.other, c.migrated_in, c.free_pages, c.managed_pages));
+    }
+    return lines;
+}
+
 abi::GuestReport Machine::read_guest_report() const {
     abi::GuestReport report;
     std::memcpy(&report, partition_.memory().span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
@@ -217,6 +242,7 @@ void Machine::print_report() {
     report.vmm_exit_counts = exits.counts();
     for (const auto& [name, count] : partition_.hypervisor().final_call_counts()) report.hypercalls.emplace_back(name, count);
     report.devices = devices_.reports();
+    report.numa = describe_numa(guest);
     report.kvm_vm_counters = partition_.vm_counters();
     print_run_report(report, stderr);
 }

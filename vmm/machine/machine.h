@@ -51,8 +51,10 @@ private:
     void prepare_boot(const MachineSpec& spec);
     RunOutcome describe_guest_crash() const;
     abi::GuestReport read_guest_report() const;
+    std::vector<std::string> describe_numa(const abi::GuestReport& guest) const;
     void wait_for_stop(const StopSignals& signals);
 
+    const VmConfig& config_;
     BootTimeline& timeline_;
     RunControl control_;
     Partition partition_;
