@@ -10,6 +10,7 @@
 #include "kernel/sched/scheduler_internal.h"
 #include "kernel/sched/timer.h"
 #include "kernel/sync/cross_call.h"
+#include "mm/node_topology.h"
 
 extern "C" hvkvm::guest::sched::Thread* switch_context(uint64_t* save_rsp, uint64_t new_rsp,
                                                         hvkvm::guest::sched::Thread* previous);
@@ -47,19 +48,41 @@ bool cpu_is_idle(uint32_t cpu) {
 
 namespace {
 
-// Ideal processor if it is idle; else any idle CPU the thread may use; else the ideal processor
-// (or, if it may not run there, the first CPU it may).
+// The idle CPU among `allowed` nearest to `node` (lowest distance, then lowest number), or kAnyCpu.
+uint32_t nearest_idle_cpu(uint64_t allowed, uint32_t node) {
+    uint32_t best = kAnyCpu;
+    uint32_t best_distance = 0;
+    for (uint64_t rest = allowed; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (!cpu_is_idle(cpu)) continue;
+        const uint32_t distance = mm::node_distance(node, mm::node_of_cpu(cpu));
+        if (best == kAnyCpu || distance < best_distance) {
+            best = cpu;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+// As Windows chooses (Server 2008): the ideal processor if it is idle; else an idle CPU of the
+// ideal node, so that the thread stays with its memory; else the idle CPU nearest to that node;
+// else the ideal processor anyway (or, if it may not run there, a CPU of its ideal node, or the
+// first CPU it may use). A thread placed off its node still allocates from its ideal node.
 uint32_t select_cpu(const Thread& thread) {
     const uint64_t candidates = thread.affinity & smp::online_mask();
     if (candidates == 0) panic("thread %s may run on no online CPU", thread.name);
-    const uint32_t ideal = thread.ideal_cpu;
+    const uint32_t ideal = __atomic_load_n(&thread.ideal_cpu, __ATOMIC_RELAXED);
+    const uint32_t node = __atomic_load_n(&thread.ideal_node, __ATOMIC_RELAXED);
     const bool ideal_allowed = ideal < abi::kMaxVcpus && ((candidates >> ideal) & 1);
     if (ideal_allowed && cpu_is_idle(ideal)) return ideal;
-    for (uint64_t rest = candidates; rest; rest &= rest - 1) {
+    const uint64_t node_candidates = candidates & mm::cpus_of_node(node).bits();
+    for (uint64_t rest = node_candidates; rest; rest &= rest - 1) {
         const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
         if (cpu_is_idle(cpu)) return cpu;
     }
-    return ideal_allowed ? ideal : static_cast<uint32_t>(__builtin_ctzll(candidates));
+    if (const uint32_t cpu = nearest_idle_cpu(candidates & ~node_candidates, node); cpu != kAnyCpu) return cpu;
+    if (ideal_allowed) return ideal;
+    return static_cast<uint32_t>(__builtin_ctzll(node_candidates ? node_candidates : candidates));
 }
 
 // Makes sure `cpu` notices new work in its run queue.
@@ -81,12 +104,12 @@ void enqueue(uint32_t cpu, Thread& thread) {
     kick(cpu);
 }
 
-// An idle CPU takes a thread waiting behind a running one on another CPU. Threads queued on a CPU
+// An idle CPU takes a thread waiting behind a running one on another CPU: first from CPUs of its
+// own node (the thread stays near its memory), then from the others. Threads queued on a CPU
 // that is idle (and being woken to run them) are left alone: taking them would only race that CPU
 // and move the thread off its ideal processor.
-Thread* steal(uint32_t self) {
-    const uint64_t others = smp::online_mask() & ~(1ull << self);
-    for (uint64_t rest = others; rest; rest &= rest - 1) {
+Thread* steal_from(uint32_t self, uint64_t victims) {
+    for (uint64_t rest = victims; rest; rest &= rest - 1) {
         const auto victim_index = static_cast<uint32_t>(__builtin_ctzll(rest));
         CpuScheduler& victim = cpus[victim_index];
         if (victim.run_queue.empty()) continue;  // racy peeks; the queue is checked again under the lock
@@ -100,6 +123,13 @@ Thread* steal(uint32_t self) {
         }
     }
     return nullptr;
+}
+
+Thread* steal(uint32_t self) {
+    const uint64_t others = smp::online_mask() & ~(1ull << self);
+    const uint64_t same_node = others & mm::cpus_of_node(this_cpu().node).bits();
+    if (Thread* thread = steal_from(self, same_node)) return thread;
+    return steal_from(self, others & ~same_node);
 }
 
 void on_slice_expired(Timer&) { this_cpu().need_resched = true; }
@@ -123,6 +153,7 @@ void adopt_current_context_as_idle() {
     idle.on_cpu = true;
     idle.affinity = 1ull << index;
     idle.ideal_cpu = idle.last_cpu = index;
+    idle.ideal_node = this_cpu().node;
     idle.switched_in_ns = time::now_ns();
     const char name[] = "idle";
     for (size_t i = 0; i < sizeof name; ++i) idle.name[i] = name[i];
@@ -177,6 +208,7 @@ void schedule() {
     if (!next) next = scheduler.idle;
     if (next == previous) {
         previous->state = ThreadState::kRunning;
+        this_cpu().memory_node = __atomic_load_n(&previous->ideal_node, __ATOMIC_RELAXED);
         previous->switched_in_ns = now;
         if (!previous->is_idle) arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
         return;
@@ -195,6 +227,7 @@ void schedule() {
     ++next->switches;
     ++scheduler.switches;
     this_cpu().current_thread = next;
+    this_cpu().memory_node = __atomic_load_n(&next->ideal_node, __ATOMIC_RELAXED);
     if (next->is_idle) cancel_timer(scheduler.slice_timer);
     else arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
 
