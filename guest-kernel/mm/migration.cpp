@@ -17,12 +17,19 @@ namespace {
 // Pages moved under one TLB flush (one IPI round): a run of adjacent misplaced pages.
 constexpr uint32_t kBatchPages = 16;
 
-// Every mapped region, for the migration passes, and the virtual addresses handed out. Regions
-// are not moved while pinned by a pass; unmap waits for the pin to go.
+// Each node's regions are mapped in their own part of the range, so that the page tables mapping
+// them (allocated on the node of the memory they map) serve one node's regions, as for stacks.
+// Tables stay where they are when a region's pages migrate.
+constexpr uint64_t kRegionNodeSpan = (kMappedRegionEnd - kMappedRegionStart) / numa::kMaxNodes;
+
+// Every mapped region, for the migration passes, and the virtual addresses handed out (never
+// reused: 1 TiB per node). Regions are not moved while pinned by a pass; unmap waits for the pin
+// to go. One pass runs at a time (`pass_running`).
 struct RegionRegistry {
     SpinLock lock;
     IntrusiveList<MappedRegion, &MappedRegion::registry_link> regions;
-    uint64_t next_address = kMappedRegionStart;
+    uint64_t bytes_used[numa::kMaxNodes] = {};
+    bool pass_running = false;
     uint64_t region_pages = 0;
     void (*wakeup)() = nullptr;
     // Statistics (written under the lock or atomically).
@@ -41,12 +48,12 @@ void wake_migration() {
     if (void (*wakeup)() = __atomic_load_n(&registry.wakeup, __ATOMIC_ACQUIRE)) wakeup();
 }
 
-bool reserve_addresses(MappedRegion& region) {
+bool reserve_addresses(MappedRegion& region, uint32_t node) {
     IrqSpinLockGuard guard(registry.lock);
     const uint64_t span = (region.pages + 1) * kPageSize;  // and an unmapped page after it
-    if (registry.next_address + span > kMappedRegionEnd || registry.next_address + span < registry.next_address) return false;
-    region.base = registry.next_address;
-    registry.next_address += span;
+    if (region.pages >= kRegionNodeSpan / kPageSize || registry.bytes_used[node] + span > kRegionNodeSpan) return false;
+    region.base = kMappedRegionStart + node * kRegionNodeSpan + registry.bytes_used[node];
+    registry.bytes_used[node] += span;
     return true;
 }
 
@@ -118,13 +125,13 @@ void migrate_region(const MappedRegion& region, uint64_t& budget, MigrationPass&
 
 bool map_region(MappedRegion& region, uint64_t bytes, uint32_t home_node) {
     region.pages = (bytes + kPageSize - 1) / kPageSize;
-    if (region.pages == 0 || home_node >= node_count() || !reserve_addresses(region)) return false;
+    if (region.pages == 0 || home_node >= node_count() || !reserve_addresses(region, home_node)) return false;
     __atomic_store_n(&region.home_node, home_node, __ATOMIC_RELAXED);
     region.pins = 0;
     bool misplaced = false;
     for (uint64_t i = 0; i < region.pages; ++i) {
         const uint64_t frame = allocate_pages_on_node(0, home_node, NodePolicy::kPreferred);
-        if (!frame || !map_page(page_address(region, i), frame, PageSize::k4KiB, kMapWritable)) {
+        if (!frame || !map_page(page_address(region, i), frame, PageSize::k4KiB, kMapWritable, home_node)) {
             if (frame) free_pages(frame, 0);
             release_pages(region, i);
             return false;
@@ -170,6 +177,9 @@ uint64_t region_pages_on_node(const MappedRegion& region, uint32_t node) {
 }
 
 MigrationPass migrate_misplaced_pages(uint64_t budget) {
+    // Two passes must not move the same page at once. A pass lasts at most `budget` page copies
+    // and their flushes, and its caller is preemptible, so waiting for it by spinning is short.
+    while (__atomic_exchange_n(&registry.pass_running, true, __ATOMIC_ACQUIRE)) x86::pause();
     MigrationPass pass{};
     MappedRegion* region;
     {
@@ -185,11 +195,14 @@ MigrationPass migrate_misplaced_pages(uint64_t budget) {
         if (next) ++next->pins;
         region = next;
     }
-    IrqSpinLockGuard guard(registry.lock);
-    ++registry.passes;
-    registry.migrated += pass.migrated;
-    registry.blocked += pass.blocked;
-    if (pass.migrated > registry.largest_pass) registry.largest_pass = pass.migrated;
+    {
+        IrqSpinLockGuard guard(registry.lock);
+        ++registry.passes;
+        registry.migrated += pass.migrated;
+        registry.blocked += pass.blocked;
+        if (pass.migrated > registry.largest_pass) registry.largest_pass = pass.migrated;
+    }
+    __atomic_store_n(&registry.pass_running, false, __ATOMIC_RELEASE);
     return pass;
 }
 

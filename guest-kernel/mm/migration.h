@@ -33,7 +33,8 @@ struct MappedRegion {
 };
 
 // Maps `bytes` (rounded up to pages) of memory preferring `home_node`, at fresh virtual addresses
-// (with an unmapped page after the region). Contents are undefined. False if out of memory or
+// in the home node's part of the mapped-region range (with an unmapped page after the region), so
+// that its page tables are on that node too. Contents are undefined. False if out of memory or
 // address space.
 bool map_region(MappedRegion& region, uint64_t bytes, uint32_t home_node);
 // Unmaps and frees it (waiting for a migration pass working on it to finish).
@@ -49,7 +50,8 @@ struct MigrationPass {
     uint64_t misplaced_left;  // pages still away from home afterwards
     uint64_t blocked;         // pages that could not move: their home node is at its low watermark
 };
-// Moves up to `budget` misplaced pages home, walking every region once.
+// Moves up to `budget` misplaced pages home, walking every region once (one pass at a time: a
+// second caller waits for the first).
 MigrationPass migrate_misplaced_pages(uint64_t budget);
 
 // For the page-fault handler: true if `virtual_address` is a page being migrated, after waiting

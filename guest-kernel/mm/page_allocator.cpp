@@ -218,13 +218,14 @@ void count_allocation(PageCache* caches, uint32_t node, uint32_t preferred, uint
     bump(node == cpu_node ? counters.local : counters.other, pages);
 }
 
-// Moves up to a batch of pages from the cache's zone into the cache; with kRespect, only while
-// the zone stays above its low watermark.
+// Moves up to a batch of pages from the cache's zone into the cache while the zone stays above
+// its low watermark. Below it, kIgnore takes the one page needed now: a cache must not stock up
+// on a node's last pages, which would then serve allocations that ought to fall back.
 void refill(PageCache& cache, Watermark watermark) {
     Zone& zone = allocator.zones[cache.node];
     SpinLockGuard guard(zone.lock);
     while (cache.count < kCacheBatch) {
-        if (watermark == Watermark::kRespect && !zone.above_low_watermark_after(1)) break;
+        if (!zone.above_low_watermark_after(1) && (watermark == Watermark::kRespect || cache.count > 0)) break;
         const uint64_t page = zone.allocate_locked(0);
         if (!page) break;
         zone.area_of(page)->buddy.mark_cached(page);
@@ -264,31 +265,26 @@ uint64_t take_from(PageCache& cache) {
     return page;
 }
 
-// The nodes an allocation for `node` under `policy` may use, in order.
+// The nodes an allocation for `node` under `policy` may use, in order: its fallback order, or
+// just the node.
 struct Candidates {
-    const uint8_t* nodes;
-    uint32_t count;
-    uint8_t single;
+    const numa::NodeOrder* order;  // null: only `single`
+    uint32_t single;
+
+    uint32_t count() const { return order ? order->count : 1; }
+    uint32_t at(uint32_t i) const { return order ? order->nodes[i] : single; }
 };
 
 Candidates candidates_for(uint32_t node, NodePolicy policy) {
-    Candidates candidates{nullptr, 1, static_cast<uint8_t>(node)};
-    if (policy == NodePolicy::kPreferred) {
-        const numa::NodeOrder& order = fallback_order(node);
-        candidates.nodes = order.nodes;
-        candidates.count = order.count;
-    } else {
-        candidates.nodes = &candidates.single;
-    }
-    return candidates;
+    return Candidates{policy == NodePolicy::kPreferred ? &fallback_order(node) : nullptr, node};
 }
 
 uint64_t try_allocate_page(uint32_t preferred, const Candidates& candidates, Watermark watermark) {
     platform::InterruptsDisabled no_interrupts;  // the caches are this CPU's
     const PerCpu& cpu = this_cpu();
     PageCache* caches = allocator.caches[cpu.index];
-    for (uint32_t i = 0; i < candidates.count; ++i) {
-        const uint32_t node = candidates.nodes[i];
+    for (uint32_t i = 0; i < candidates.count(); ++i) {
+        const uint32_t node = candidates.at(i);
         PageCache& cache = caches[node];
         SpinLockGuard guard(cache.lock);
         if (cache.count == 0) refill(cache, watermark);
@@ -302,8 +298,8 @@ uint64_t try_allocate_page(uint32_t preferred, const Candidates& candidates, Wat
 
 uint64_t try_allocate_block(uint32_t order, uint32_t preferred, const Candidates& candidates, Watermark watermark) {
     const uint64_t pages = uint64_t{1} << order;
-    for (uint32_t i = 0; i < candidates.count; ++i) {
-        const uint32_t node = candidates.nodes[i];
+    for (uint32_t i = 0; i < candidates.count(); ++i) {
+        const uint32_t node = candidates.at(i);
         Zone& zone = allocator.zones[node];
         IrqSpinLockGuard guard(zone.lock);
         if (watermark == Watermark::kRespect && !zone.above_low_watermark_after(pages)) continue;

@@ -62,14 +62,18 @@ uint64_t leaf_flags(uint32_t flags, PageSize size) {
 
 // Page tables live on the node of the memory they map (the SRAT's node of a RAM page, the
 // running thread's ideal node for anything else), so that a CPU walking to its node's memory
-// reads its own node's tables.
+// reads its own node's tables. Stacks and mapped regions name their node instead: the node their
+// pages are meant for, even if one of them had to come from elsewhere.
 uint32_t table_node_for(uint64_t physical_address) {
     const uint32_t node = srat_node_of(physical_address);
     return node != kNoNode ? node : this_cpu().memory_node;
 }
 
+// A table goes on its node even below the node's low watermark (it is small, and the walks of
+// everything it will map depend on it); only a node with no free page at all sends it elsewhere.
 uint64_t* allocate_table(uint32_t node) {
-    const uint64_t page = allocate_pages_on_node(0, node, NodePolicy::kPreferred);
+    uint64_t page = allocate_pages_on_node(0, node, NodePolicy::kOnly);
+    if (!page) page = allocate_pages_on_node(0, node, NodePolicy::kPreferred);
     if (!page) return nullptr;
     ++space.table_pages;  // callers hold the address-space lock (or run alone at boot)
     memset(reinterpret_cast<void*>(page), 0, kPageSize);
@@ -96,8 +100,8 @@ uint64_t* walk(uint64_t virtual_address, PageSize size, bool create, uint32_t ta
     return &table[index_at(virtual_address, leaf_level)];
 }
 
-bool map_locked(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags) {
-    uint64_t* entry = walk(virtual_address, size, true, table_node_for(physical_address));
+bool map_locked(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags, uint32_t table_node) {
+    uint64_t* entry = walk(virtual_address, size, true, table_node);
     // A present entry (a page, or for 2 MiB a table of 4 KiB pages) means the range is in use.
     if (!entry || (*entry & kPresent)) return false;
     *entry = physical_address | leaf_flags(flags, size);
@@ -110,7 +114,7 @@ void map_identity(uint64_t start, uint64_t end, uint32_t flags) {
     while (address < end) {
         const bool large = (address % kLargePageBytes) == 0 && address + kLargePageBytes <= end;
         const PageSize size = large ? PageSize::k2MiB : PageSize::k4KiB;
-        if (!map_locked(address, address, size, flags)) panic("cannot identity-map %#lx", address);
+        if (!map_locked(address, address, size, flags, table_node_for(address))) panic("cannot identity-map %#lx", address);
         address += large ? kLargePageBytes : kPageSize;
     }
 }
@@ -122,7 +126,7 @@ uint64_t page_align_up(uint64_t value) { return abi::align_up(value, kPageSize);
 void map_platform_mmio() {
     static constexpr uint64_t kPages[] = {abi::kLocalApicGpa, abi::kIoApicGpa};
     for (uint64_t page : kPages)
-        if (!map_locked(page, page, PageSize::k4KiB, kMapWritable | kMapUncached))
+        if (!map_locked(page, page, PageSize::k4KiB, kMapWritable | kMapUncached, table_node_for(page)))
             panic("cannot map the platform MMIO page %#lx", page);
 }
 
@@ -159,8 +163,13 @@ void init_paging(const abi::BootInfo& boot_info) {
 uint64_t kernel_page_table_root() { return reinterpret_cast<uint64_t>(space.root); }
 
 bool map_page(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags) {
+    return map_page(virtual_address, physical_address, size, flags, table_node_for(physical_address));
+}
+
+bool map_page(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags, uint32_t table_node) {
+    if (table_node >= node_count()) table_node = table_node_for(physical_address);
     IrqSpinLockGuard guard(space.lock);
-    return map_locked(virtual_address, physical_address, size, flags);
+    return map_locked(virtual_address, physical_address, size, flags, table_node);
 }
 
 namespace {
@@ -282,7 +291,7 @@ bool allocate_stack(uint64_t bytes, KernelStack& stack, uint32_t node) {
     stack.bottom = stack.top - bytes;
     for (uint64_t page = stack.bottom; page < stack.top; page += kPageSize) {
         const uint64_t frame = allocate_pages_on_node(0, node, NodePolicy::kPreferred);
-        if (!frame || !map_page(page, frame, PageSize::k4KiB, kMapWritable)) {
+        if (!frame || !map_page(page, frame, PageSize::k4KiB, kMapWritable, node)) {
             if (frame) free_pages(frame, 0);
             free_stack(KernelStack{page, stack.top});  // releases what was mapped so far, and the slot
             return false;

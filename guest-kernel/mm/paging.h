@@ -30,8 +30,9 @@ void init_paging(const abi::BootInfo& boot_info);
 uint64_t kernel_page_table_root();  // CR3 value for the other CPUs
 
 // Maps one page. False if the range is already mapped (in whole or part) or a page table cannot
-// be allocated.
+// be allocated. New page tables go on `table_node` (by default the node of `physical_address`).
 bool map_page(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags);
+bool map_page(uint64_t virtual_address, uint64_t physical_address, PageSize size, uint32_t flags, uint32_t table_node);
 // Unmaps one page and removes it from every CPU's TLB. Returns the physical address it mapped,
 // or 0 if nothing was mapped there with that size.
 uint64_t unmap_page(uint64_t virtual_address, PageSize size);

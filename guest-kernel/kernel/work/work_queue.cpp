@@ -47,6 +47,9 @@ void init() {
         sched::ThreadOptions options;
         options.name = "worker";
         options.ideal_cpu = cpu;
+        // Work never leaves its node: what a CPU queues (an I/O completion) runs near the memory
+        // it was issued with, even when this worker's own CPU is busy.
+        options.affinity = mm::cpus_of_node(mm::node_of_cpu(cpu)).bits();
         workers[cpu].thread = sched::create_thread(worker_loop, &workers[cpu], options);
         if (!workers[cpu].thread) panic("cannot create the worker thread for CPU %u", cpu);
         sched::detach(workers[cpu].thread);

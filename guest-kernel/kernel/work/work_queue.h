@@ -1,5 +1,5 @@
-// Deferred work: a pool of kernel threads, one per CPU (ideal processor = that CPU), each
-// draining its own queue. Code that must not block (an interrupt handler, a timer callback) or
+// Deferred work: a pool of kernel threads, one per CPU (ideal processor = that CPU, and allowed
+// to run only on that CPU's NUMA node), each draining its own queue. Code that must not block (an interrupt handler, a timer callback) or
 // should not do slow work in place queues a WorkItem instead.
 #pragma once
 
