@@ -57,6 +57,19 @@ void check_host_placement(const NumaConfig& numa) {
     check_host_numa_placement(numa, host);
 }
 
+// The loader writes each segment into one RAM region, and each NUMA node is its own region: the
+// kernel image must lie inside node 0.
+void check_kernel_within_node_0(const KernelImage& kernel, const VmConfig& config) {
+    if (!config.numa.enabled()) return;  // one region below the MMIO hole: check_kernel_fits covers it
+    const MemoryLayout layout = memory_layout_for(config);
+    const RamRegion* region = layout.region_containing(kernel.start, kernel.end - kernel.start);
+    if (region && region->node == 0) return;
+    const uint64_t needed_mib = (kernel.end + (2 << 20) - 1) / (2 << 20) * 2;
+    throw ConfigError("numa.nodes[0].memory_mib",
+                      fmt::format("{} MiB does not hold the kernel image, which ends at {:#x} (node 0 needs at least {} MiB)",
+                                  config.numa.nodes[0].memory_mib, kernel.end, needed_mib));
+}
+
 // Everything that can be rejected as bad input, before a VM exists. Throws ConfigError.
 PreparedRun prepare(const CommandLine& command) {
     VmConfig config = load_config(command.config_file, command.overrides);
@@ -68,6 +81,7 @@ PreparedRun prepare(const CommandLine& command) {
     } catch (const ElfError& error) {
         throw ConfigError("kernel.path", fmt::format("{}: {}", config.kernel.path.string(), error.what()));
     }
+    check_kernel_within_node_0(kernel, config);
     const HostPlatform host = detect_host_platform();
     const GuestCpuMode cpu_mode = resolve_cpu_mode(config.machine.cpu_mode, host);
     return PreparedRun{std::move(config), std::move(kernel), host, cpu_mode};

@@ -1,6 +1,7 @@
 #include "kernel/memory_migration.h"
 
 #include "arch/x86_64/cpu.h"
+#include "arch/x86_64/time.h"
 #include "kernel/interrupts.h"
 #include "kernel/panic.h"
 #include "kernel/sched/mutex.h"
@@ -24,13 +25,17 @@ bool handle_page_fault(x86::TrapFrame&) { return mm::wait_for_migrating_page(x86
 
 void wake() { migrator.wakeup.set(); }
 
+// One pass per period (its budget is the period's share of the rate), until nothing is left.
 void migrate_until_settled() {
     for (;;) {
         const uint64_t pages_per_second = rate();
         if (pages_per_second == 0) return;  // stopped; set_rate() wakes the thread again
+        const uint64_t started = time::now_ns();
         const mm::MigrationPass pass = mm::migrate_misplaced_pages(budget_per_pass(pages_per_second));
         if (pass.misplaced_left == 0) return;
-        sched::sleep_ns(pass.migrated == 0 ? kBlockedRetryNs : kPeriodNs);
+        const uint64_t next = started + (pass.migrated == 0 ? kBlockedRetryNs : kPeriodNs);
+        const uint64_t now = time::now_ns();
+        if (now < next) sched::sleep_ns(next - now);
     }
 }
 

@@ -1,6 +1,6 @@
 // The background migration of misplaced pages toward their home nodes (the mechanism is
-// mm/migration.h): one kernel thread that sleeps until pages become misplaced, then moves at most
-// rate x 10 ms pages every 10 ms until none is left. A page whose home node is at its low
+// mm/migration.h): one kernel thread that sleeps until pages become misplaced, then starts a pass
+// moving at most rate x 10 ms pages every 10 ms until none is left. A page whose home node is at its low
 // watermark stays where it is; the thread retries every 100 ms while such pages exist.
 #pragma once
 

@@ -303,8 +303,8 @@ TEST_CASE("numa: guest RAM of each node is bound to its host node (get_mempolicy
     CHECK(std::count(nodes.begin(), nodes.end(), 0) == static_cast<long>(bound.size / 4096));
     const std::vector<std::string> lines = describe_memory_placement(memory, config.numa);
     REQUIRE(lines.size() == 2);
-    CHECK(lines[0] == "node 0: 8 MiB, bound to host node 0; policy MPOL_BIND {0}; 2048 pages resident, 2048 on host node 0");
-    CHECK(lines[1] == "node 1: 8 MiB, not bound; policy MPOL_DEFAULT; 0 pages resident");
+    CHECK(lines[0] == "node 0: 8 MiB, bound to host node 0, policy MPOL_BIND {0}, 2048 pages resident, 2048 on host node 0");
+    CHECK(lines[1] == "node 1: 8 MiB, not bound, policy MPOL_DEFAULT, 0 pages resident");
 }
 
 TEST_CASE("numa: binding guest RAM to an absent host node fails naming the node", "[numa]") {

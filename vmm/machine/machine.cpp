@@ -187,11 +187,13 @@ std::vector<std::string> Machine::describe_numa(const abi::GuestReport& guest) c
                                         cpu_list_text(vcpu->host_cpus())));
     }
     if (guest.numa_node_count == 0 || guest.numa_node_count > abi::kMaxReportedNumaNodes) return lines;
-    lines.push_back("guest page allocations by node (pages):      hit       miss    foreign      local      other  migrated-in  free/managed");
+    lines.push_back("guest page allocations by node at exit (pages; reported by the guest):");
+    lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", "node", "hit", "miss", "foreign",
+                                "local", "other", "migrated-in", "free / managed"));
     for (uint32_t node = 0; node < guest.numa_node_count; ++node) {
         const abi::NumaNodeCounters& c = guest.numa_nodes[node];
-        lines.push_back(fmt::format("guest node {:<2} {:>31} {:>10} {:>10} {:>10} {:>10} {:>12}  {}/{}", node, c.hit, c.miss,
-                                    c.foreign, c.local, c.other, c.migrated_in, c.free_pages, c.managed_pages));
+        lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", node, c.hit, c.miss, c.foreign,
+                                    c.local, c.other, c.migrated_in, fmt::format("{} / {}", c.free_pages, c.managed_pages)));
     }
     return lines;
 }

@@ -82,7 +82,7 @@ std::vector<std::string> describe_memory_placement(const GuestMemory& memory, co
             bytes += region.size;
         }
         const auto host_node = host_node_of(numa, node);
-        lines.push_back(fmt::format("node {}: {} MiB, {}; policy {}; {}", node, bytes >> 20,
+        lines.push_back(fmt::format("node {}: {} MiB, {}, policy {}, {}", node, bytes >> 20,
                                     host_node ? fmt::format("bound to host node {}", *host_node) : "not bound",
                                     describe_policy(numa::host::memory_policy_at(first)), describe_residency(memory, node)));
     }
