@@ -534,6 +534,68 @@ KTEST(numa, a_thread_whose_ideal_processor_is_busy_stays_on_its_node) {
 
 namespace {
 
+struct Wanderer {
+    uint64_t node_cpus;
+    uint32_t started_away;
+    uint32_t release;      // set once the node's CPUs are free again
+    uint64_t home_after_ns;
+    uint64_t give_up_ns;
+};
+
+// CPU-bound: never blocks, so only preemption can move it.
+void wander_until_home(void* context) {
+    auto& wanderer = *static_cast<Wanderer*>(context);
+    wanderer.started_away = !((wanderer.node_cpus >> current_cpu()) & 1);
+    while (!__atomic_load_n(&wanderer.release, __ATOMIC_ACQUIRE)) x86::pause();
+    const uint64_t released = time::now_ns();
+    while (time::now_ns() < wanderer.give_up_ns) {
+        if ((wanderer.node_cpus >> current_cpu()) & 1) {
+            wanderer.home_after_ns = time::now_ns() - released;
+            return;
+        }
+        x86::pause();
+    }
+}
+
+}  // namespace
+
+KTEST(numa, a_preempted_thread_returns_to_its_node_when_a_cpu_there_is_idle) {
+    KSKIP_UNLESS(popcount64(nodes_with_cpus()) >= 2, kNeedsTwoNodes);
+    const uint32_t node = 31 - static_cast<uint32_t>(__builtin_clz(nodes_with_cpus()));
+    const uint64_t node_cpus = mm::cpus_of_node(node).bits() & smp::online_mask();
+    // Every CPU of the node busy, so the thread starts elsewhere.
+    Spinner spinners[abi::kMaxVcpus] = {};
+    sched::Thread* spinner_threads[abi::kMaxVcpus] = {};
+    for (uint64_t rest = node_cpus; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        sched::ThreadOptions options;
+        options.name = "numa-spinner";
+        options.ideal_cpu = cpu;
+        options.affinity = one_cpu(cpu);
+        spinner_threads[cpu] = sched::create_thread(spin_until_stopped, &spinners[cpu], options);
+        KASSERT(spinner_threads[cpu] != nullptr && wait_until_running(spinners[cpu]));
+    }
+    Wanderer wanderer{node_cpus, 0, 0, 0, time::now_ns() + 2'000'000'000ull};
+    sched::ThreadOptions options;
+    options.name = "numa-wanderer";
+    options.ideal_cpu = first_cpu_of(node);
+    sched::Thread* thread = sched::create_thread(wander_until_home, &wanderer, options);
+    KASSERT(thread != nullptr);
+    sched::sleep_ns(20'000'000);  // it runs (away) for a couple of slices
+    for (uint64_t rest = node_cpus; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        __atomic_store_n(&spinners[cpu].stop, 1, __ATOMIC_RELEASE);
+        sched::join(spinner_threads[cpu]);
+    }
+    __atomic_store_n(&wanderer.release, 1, __ATOMIC_RELEASE);
+    sched::join(thread);
+    KEXPECT(wanderer.started_away);
+    KEXPECT(wanderer.home_after_ns > 0);                  // it came home...
+    KEXPECT(wanderer.home_after_ns < 200'000'000);        // ...within a few 10 ms slices
+}
+
+namespace {
+
 struct WorkProbe {
     work::WorkItem item;
     uint32_t ran_on_node;

@@ -42,6 +42,7 @@ struct Thread {
     bool on_cpu = false;             // set while a CPU runs it or is still saving its context
     bool detached = false;
     bool is_idle = false;
+    bool going_home = false;         // queued on its ideal node after running away: not to be stolen
     uint32_t id = 0;
     uint32_t ideal_cpu = 0;
     uint32_t ideal_node = 0;         // the ideal processor's node
