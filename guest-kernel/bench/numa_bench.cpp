@@ -11,7 +11,7 @@
 #include "mm/migration.h"
 #include "mm/node_topology.h"
 #include "mm/page_allocator.h"
-#include "tests/numa_pressure.h"
+#include "tests/numa_workload.h"
 
 namespace hvkvm::guest::bench {
 namespace {
@@ -96,30 +96,6 @@ bool fast_path() {
 // --- 2. where allocations land under load -----------------------------------------------------------
 
 constexpr uint64_t kLoadNs = 300'000'000;
-constexpr uint32_t kWorkingSet = 64;
-
-struct LoadRun {
-    uint64_t deadline_ns;
-    uint32_t failures;
-};
-
-void churn(void* context) {
-    auto& run = *static_cast<LoadRun*>(context);
-    uint64_t pages[kWorkingSet] = {};
-    void* objects[kWorkingSet] = {};
-    for (uint32_t round = 0; time::now_ns() < run.deadline_ns; ++round) {
-        const uint32_t slot = round % kWorkingSet;
-        if (pages[slot]) mm::free_pages(pages[slot], 0);
-        mm::free(objects[slot]);
-        pages[slot] = mm::allocate_pages(0);
-        objects[slot] = mm::allocate(96);
-        if (!pages[slot] || !objects[slot]) __atomic_fetch_add(&run.failures, 1, __ATOMIC_RELAXED);
-    }
-    for (uint32_t slot = 0; slot < kWorkingSet; ++slot) {
-        if (pages[slot]) mm::free_pages(pages[slot], 0);
-        mm::free(objects[slot]);
-    }
-}
 
 struct Totals {
     uint64_t hit[numa::kMaxNodes], miss[numa::kMaxNodes], local[numa::kMaxNodes], other[numa::kMaxNodes];
@@ -145,14 +121,14 @@ void print_share(const char* what, uint64_t basis_points) {
 // `threads_per_cpu` threads per vCPU, ideal processors round-robin, free to run anywhere.
 void load(uint32_t threads_per_cpu, const char* label) {
     const Totals before = snapshot();
-    LoadRun run{time::now_ns() + kLoadNs, 0};
+    test::ChurnRun run{time::now_ns() + kLoadNs, 0};
     const uint32_t count = threads_per_cpu * smp::online_count();
     sched::Thread* threads[4 * abi::kMaxVcpus] = {};
     for (uint32_t i = 0; i < count; ++i) {
         sched::ThreadOptions options;
         options.name = "numa-load";
         options.ideal_cpu = i % smp::online_count();
-        threads[i] = sched::create_thread(churn, &run, options);
+        threads[i] = sched::create_thread(test::churn_allocations, &run, options);
     }
     for (uint32_t i = 0; i < count; ++i)
         if (threads[i]) sched::join(threads[i]);
@@ -174,7 +150,7 @@ void load(uint32_t threads_per_cpu, const char* label) {
 
 void locality() {
     kprint("locality: page + heap churn (working set %u pages per thread) for %lu ms, ideal processors round-robin\n",
-           kWorkingSet, kLoadNs / 1'000'000);
+           test::kChurnWorkingSet, kLoadNs / 1'000'000);
     load(1, "1 thread per vCPU:");
     load(3, "3 threads per vCPU (run anywhere):");
     {

@@ -21,7 +21,7 @@ struct Migrator {
     sched::Thread* thread = nullptr;
 } migrator;
 
-bool handle_page_fault(x86::TrapFrame&) { return mm::wait_for_migrating_page(x86::read_cr2()); }
+bool handle_page_fault(x86::TrapFrame& frame) { return mm::wait_for_migrating_page(x86::read_cr2(), frame.error_code); }
 
 void wake() { migrator.wakeup.set(); }
 

@@ -206,13 +206,19 @@ MigrationPass migrate_misplaced_pages(uint64_t budget) {
     return pass;
 }
 
-bool wait_for_migrating_page(uint64_t virtual_address) {
+bool wait_for_migrating_page(uint64_t virtual_address, uint64_t error_code) {
+    constexpr uint64_t kProtectionViolation = 1;  // #PF error code bit 0: the page was present
     if (virtual_address < kMappedRegionStart || virtual_address >= kMappedRegionEnd) return false;
-    if (!page_is_migrating(virtual_address)) return false;
+    if (error_code & kProtectionViolation) return false;
+    const PageState state = page_state(virtual_address);
+    // A not-present fault on a page that is present now: the migration finished between the fault
+    // and this look. Retry the access.
+    if (state == PageState::kPresent) return true;
+    if (state != PageState::kMigrating) return false;  // a real fault: unmapped memory
     __atomic_fetch_add(&registry.fault_waits, 1, __ATOMIC_RELAXED);
     // Interrupts are off in the fault handler: keep answering cross-CPU calls, among them the very
     // TLB flush the migrating CPU is waiting for.
-    while (page_is_migrating(virtual_address)) {
+    while (page_state(virtual_address) == PageState::kMigrating) {
         smp::serve_cross_calls();
         x86::pause();
     }

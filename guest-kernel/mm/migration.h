@@ -54,9 +54,9 @@ struct MigrationPass {
 // second caller waits for the first).
 MigrationPass migrate_misplaced_pages(uint64_t budget);
 
-// For the page-fault handler: true if `virtual_address` is a page being migrated, after waiting
-// until it is mapped again (retry the access); false for any other fault.
-bool wait_for_migrating_page(uint64_t virtual_address);
+// For the page-fault handler: true if the fault (address, #PF error code) hit a page being
+// migrated, after waiting until it is mapped again (retry the access); false for any other fault.
+bool wait_for_migrating_page(uint64_t virtual_address, uint64_t error_code);
 
 // Called (from thread context) whenever pages may have become misplaced: a region mapped partly
 // away from home, or given a new home. The kernel's migration thread sets it to wake itself.

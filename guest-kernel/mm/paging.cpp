@@ -357,17 +357,19 @@ void finish_page_migration(uint64_t virtual_address, uint64_t new_frame) {
     __atomic_store_n(entry, (*entry & ~(kAddressMask | kMigrating)) | new_frame | kPresent, __ATOMIC_RELEASE);
 }
 
-bool page_is_migrating(uint64_t virtual_address) {
+PageState page_state(uint64_t virtual_address) {
     // Unlocked: the page-fault path asks while the migrating CPU may hold the lock. Page tables are
-    // never freed, so the walk reads valid tables; the leaf is read atomically.
+    // never freed, so the walk reads valid tables; each entry is read atomically.
     const uint64_t* table = space.root;
     for (uint32_t level = 3; level > 0; --level) {
         const uint64_t entry = __atomic_load_n(&table[index_at(virtual_address, level)], __ATOMIC_ACQUIRE);
-        if (!(entry & kPresent) || (entry & kLargePage)) return false;
+        if (!(entry & kPresent)) return PageState::kNotMapped;
+        if (entry & kLargePage) return PageState::kPresent;
         table = table_at(entry);
     }
     const uint64_t leaf = __atomic_load_n(&table[index_at(virtual_address, 0)], __ATOMIC_ACQUIRE);
-    return !(leaf & kPresent) && (leaf & kMigrating);
+    if (leaf & kPresent) return PageState::kPresent;
+    return (leaf & kMigrating) ? PageState::kMigrating : PageState::kNotMapped;
 }
 
 bool is_stack_guard_page(uint64_t address) {

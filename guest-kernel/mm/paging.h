@@ -76,9 +76,10 @@ uint32_t page_tables_of(uint64_t virtual_address, uint64_t (&tables)[4]);
 // Page migration (migration.h). begin: turns the present 4 KiB mapping at `virtual_address` into
 // a migration entry (not present; accesses fault and wait) and returns its frame, or 0 if nothing
 // is mapped there; the caller then flushes every TLB before copying. finish: maps `new_frame`
-// there with the old permissions. page_is_migrating: for the page-fault path (takes no lock).
+// there with the old permissions. page_state: for the page-fault path (takes no lock).
 uint64_t begin_page_migration(uint64_t virtual_address);
 void finish_page_migration(uint64_t virtual_address, uint64_t new_frame);
-bool page_is_migrating(uint64_t virtual_address);
+enum class PageState : uint8_t { kNotMapped, kPresent, kMigrating };
+PageState page_state(uint64_t virtual_address);
 
 }  // namespace hvkvm::guest::mm

@@ -18,7 +18,7 @@
 #include "mm/node_topology.h"
 #include "mm/page_allocator.h"
 #include "mm/paging.h"
-#include "tests/numa_pressure.h"
+#include "tests/numa_workload.h"
 #include "tests/test_threads.h"
 
 extern "C" char __text_start[];
@@ -279,37 +279,6 @@ KTEST(numa, under_pressure_allocations_follow_the_fallback_order) {
     KEXPECT(mm::page_allocator_consistent());
 }
 
-namespace {
-
-struct LoadRun {
-    uint64_t deadline_ns;
-    uint32_t failures;
-};
-
-// Keeps a working set of single pages and heap objects turning over until the deadline.
-void churn_allocations(void* context, uint32_t) {
-    auto& run = *static_cast<LoadRun*>(context);
-    constexpr uint32_t kSlots = 64;
-    uint64_t pages[kSlots] = {};
-    void* objects[kSlots] = {};
-    for (uint32_t round = 0; time::now_ns() < run.deadline_ns; ++round) {
-        const uint32_t slot = round % kSlots;
-        if (pages[slot]) mm::free_pages(pages[slot], 0);
-        mm::free(objects[slot]);
-        pages[slot] = mm::allocate_pages(0);
-        objects[slot] = mm::allocate(96);
-        if (!pages[slot] || !objects[slot]) __atomic_fetch_add(&run.failures, 1, __ATOMIC_RELAXED);
-    }
-    for (uint32_t slot = 0; slot < kSlots; ++slot) {
-        if (pages[slot]) mm::free_pages(pages[slot], 0);
-        mm::free(objects[slot]);
-    }
-}
-
-void churn_allocations_thread(void* context) { churn_allocations(context, 0); }
-
-}  // namespace
-
 KTEST(numa, allocations_stay_local_under_load) {
     KSKIP_UNLESS(popcount64(nodes_with_cpus()) >= 2, kNeedsTwoNodes);
     uint64_t hits = 0, misses = 0;
@@ -320,14 +289,14 @@ KTEST(numa, allocations_stay_local_under_load) {
     }
     // Two threads per CPU, each with that CPU as its ideal processor but free to run anywhere: with
     // more threads than CPUs, some run away from their ideal node now and then.
-    LoadRun run{time::now_ns() + 150'000'000, 0};
+    test::ChurnRun run{time::now_ns() + 150'000'000, 0};
     const uint32_t count = 2 * smp::online_count();
     sched::Thread* threads[2 * abi::kMaxVcpus] = {};
     for (uint32_t i = 0; i < count; ++i) {
         sched::ThreadOptions options;
         options.name = "numa-churn";
         options.ideal_cpu = test::nth_online_cpu(i);
-        threads[i] = sched::create_thread(churn_allocations_thread, &run, options);
+        threads[i] = sched::create_thread(test::churn_allocations, &run, options);
     }
     for (uint32_t i = 0; i < count; ++i) {
         KEXPECT(threads[i] != nullptr);

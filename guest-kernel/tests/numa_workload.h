@@ -1,5 +1,6 @@
-// For NUMA tests and the NUMA benchmark: holding a node at its low watermark, the point where the
-// page allocator starts sending that node's allocations to the next node in its fallback order.
+// For NUMA tests and the NUMA benchmark: holding a node at its low watermark (the point where the
+// page allocator starts sending that node's allocations to the next node in its fallback order),
+// and an allocation workload.
 #pragma once
 
 #include <stdint.h>
@@ -35,5 +36,14 @@ private:
 
 // Free pages in the node's zone (not counting per-CPU caches).
 uint64_t zone_free_pages(uint32_t node);
+
+// Keeps a working set of kChurnWorkingSet single pages and as many 96-byte heap objects turning
+// over until the deadline (a thread body; several threads may share one ChurnRun).
+inline constexpr uint32_t kChurnWorkingSet = 64;
+struct ChurnRun {
+    uint64_t deadline_ns;
+    uint32_t failures;  // allocations that returned nothing
+};
+void churn_allocations(void* run);
 
 }  // namespace hvkvm::guest::test

@@ -1,5 +1,7 @@
-#include "tests/numa_pressure.h"
+#include "tests/numa_workload.h"
 
+#include "arch/x86_64/time.h"
+#include "mm/heap.h"
 #include "mm/page_allocator.h"
 
 namespace hvkvm::guest::test {
@@ -40,6 +42,25 @@ void NodePressure::top_up() {
         if (!page) break;
         hold(page, 0);
         mm::drain_page_cache();
+    }
+}
+
+void churn_allocations(void* context) {
+    constexpr uint32_t kWorkingSet = kChurnWorkingSet;
+    auto& run = *static_cast<ChurnRun*>(context);
+    uint64_t pages[kWorkingSet] = {};
+    void* objects[kWorkingSet] = {};
+    for (uint32_t round = 0; time::now_ns() < run.deadline_ns; ++round) {
+        const uint32_t slot = round % kWorkingSet;
+        if (pages[slot]) mm::free_pages(pages[slot], 0);
+        mm::free(objects[slot]);
+        pages[slot] = mm::allocate_pages(0);
+        objects[slot] = mm::allocate(96);
+        if (!pages[slot] || !objects[slot]) __atomic_fetch_add(&run.failures, 1, __ATOMIC_RELAXED);
+    }
+    for (uint32_t slot = 0; slot < kWorkingSet; ++slot) {
+        if (pages[slot]) mm::free_pages(pages[slot], 0);
+        mm::free(objects[slot]);
     }
 }
 
