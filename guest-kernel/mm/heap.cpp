@@ -108,11 +108,10 @@ void* allocate_large(size_t size, size_t alignment, uint32_t node) {
 
 }  // namespace
 
-void* allocate(size_t size, size_t alignment) { return allocate_on_node(size, this_cpu().memory_node, alignment); }
+namespace {
 
-void* allocate_on_node(size_t size, uint32_t node, size_t alignment) {
+void* allocate_checked(size_t size, uint32_t node, size_t alignment) {
     if (!is_power_of_two(alignment)) panic("allocate(%zu, %zu): alignment is not a power of two", size, alignment);
-    if (node >= node_count()) panic("allocate(%zu) on node %u: no such node", size, node);
     if (size == 0) size = 1;
     const int index = class_for(size, alignment);
     void* pointer =
@@ -124,11 +123,22 @@ void* allocate_on_node(size_t size, uint32_t node, size_t alignment) {
     return pointer;
 }
 
+}  // namespace
+
+// The running thread's ideal node always exists.
+void* allocate(size_t size, size_t alignment) { return allocate_checked(size, this_cpu().memory_node, alignment); }
+
+void* allocate_on_node(size_t size, uint32_t node, size_t alignment) {
+    if (node >= node_count()) panic("allocate(%zu) on node %u: no such node", size, node);
+    return allocate_checked(size, node, alignment);
+}
+
 void free(void* pointer) {
     if (!pointer) return;
     const auto address = reinterpret_cast<uint64_t>(pointer);
     const uint64_t page = address & ~(kPageSize - 1);
-    const uint8_t tag = page_tag(page);
+    const PageOwner owner = page_owner(page);
+    const uint8_t tag = owner.tag;
     if (tag == kTagLarge && address == page) {
         const int order = allocated_order(page);
         if (order < 0) panic("free(%p): large allocation already freed", pointer);
@@ -138,7 +148,7 @@ void free(void* pointer) {
     } else if (tag >= kTagSlabBase && tag < kTagSlabBase + kClassCount) {
         const uint32_t index = tag - kTagSlabBase;
         if ((address - page) % kClassSizes[index] != 0) panic("free(%p): not the start of a heap object", pointer);
-        SizeClass& size_class = heap.pools[node_of_address(page)][index];
+        SizeClass& size_class = heap.pools[owner.node][index];
         IrqSpinLockGuard guard(size_class.lock);
         auto* object = static_cast<FreeObject*>(pointer);
         object->next = size_class.free_list;

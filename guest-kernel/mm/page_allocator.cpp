@@ -317,9 +317,25 @@ uint64_t try_allocate(uint32_t order, uint32_t preferred, const Candidates& cand
                       : try_allocate_block(order, preferred, candidates, watermark);
 }
 
+
+// The fast path: a single page from this CPU's cache of the running thread's ideal node.
+uint64_t take_cached_page() {
+    platform::InterruptsDisabled no_interrupts;  // the caches are this CPU's
+    const PerCpu& cpu = this_cpu();
+    PageCache* caches = allocator.caches[cpu.index];
+    PageCache& cache = caches[cpu.memory_node];
+    SpinLockGuard guard(cache.lock);
+    if (cache.count == 0) return 0;
+    const uint64_t page = take_from(cache);
+    count_allocation(caches, cpu.memory_node, cpu.memory_node, cpu.node, 1);
+    return page;
+}
+
 }  // namespace
 
 uint64_t allocate_pages(uint32_t order) {
+    if (order == 0)
+        if (uint64_t page = take_cached_page()) return page;
     return allocate_pages_on_node(order, this_cpu().memory_node, NodePolicy::kPreferred);
 }
 
@@ -374,6 +390,11 @@ void set_page_tag(uint64_t physical_address, uint8_t tag) {
 uint8_t page_tag(uint64_t physical_address) {
     Area* area = area_owning(physical_address);
     return area ? area->tag(physical_address) : 0;
+}
+
+PageOwner page_owner(uint64_t physical_address) {
+    Area* area = area_owning(physical_address);
+    return area ? PageOwner{area->tag(physical_address), area->node} : PageOwner{0, kNoNode};
 }
 
 namespace {

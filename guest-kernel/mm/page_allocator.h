@@ -48,6 +48,12 @@ int allocated_order(uint64_t physical_address);
 // page's owner reads or writes its tag; freshly allocated pages have tag 0.
 void set_page_tag(uint64_t physical_address, uint8_t tag);
 uint8_t page_tag(uint64_t physical_address);
+// The tag and the node of a page in one lookup (tag 0 and kNoNode if the allocator does not own it).
+struct PageOwner {
+    uint8_t tag;
+    uint32_t node;
+};
+PageOwner page_owner(uint64_t physical_address);
 
 struct PageStats {
     uint64_t managed_pages;     // pages handed to the allocator
