@@ -106,10 +106,6 @@ void* allocate_large(size_t size, size_t alignment, uint32_t node) {
     return reinterpret_cast<void*>(block);
 }
 
-}  // namespace
-
-namespace {
-
 void* allocate_checked(size_t size, uint32_t node, size_t alignment) {
     if (!is_power_of_two(alignment)) panic("allocate(%zu, %zu): alignment is not a power of two", size, alignment);
     if (size == 0) size = 1;

@@ -260,8 +260,8 @@ void schedule() {
     {
         SpinLockGuard guard(scheduler.lock);
         // A running thread that is merely preempted goes to the back of the queue (or, if it runs
-        // away from its ideal node and a CPU there is idle, back home); a blocked one waits for its
-        // wake-up; one woken while still here is already queued by its waker.
+        // away from its ideal node and a CPU there can take it, back home); a blocked one waits
+        // for its wake-up; one woken while still here is already queued by its waker.
         if (__atomic_load_n(&previous->state, __ATOMIC_RELAXED) == ThreadState::kRunning && !previous->is_idle) {
             previous->state = ThreadState::kRunnable;
             send_home_to = cpu_to_return_home(*previous, index);
