@@ -5,6 +5,7 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <optional>
@@ -12,6 +13,7 @@
 #include "boot/elf_loader.h"
 #include "cli/cli.h"
 #include "config/config.h"
+#include "config/host_numa_check.h"
 #include "control/control_server.h"
 #include "console/console_output.h"
 #include "host/host_platform.h"
@@ -45,9 +47,37 @@ struct PreparedRun {
     std::vector<DiskImage> disks;
 };
 
+// The host nodes the config names must exist and suit their use (numa/host reads the host's list).
+void check_host_placement(const NumaConfig& numa) {
+    const bool names_host_nodes = std::any_of(numa.nodes.begin(), numa.nodes.end(),
+                                              [](const NumaNodeConfig& node) { return node.host_node.has_value(); });
+    if (!names_host_nodes) return;
+    std::vector<numa::host::HostNode> host;
+    try {
+        host = numa::host::host_nodes();
+    } catch (const numa::host::HostNumaError& error) {
+        throw ConfigError("numa.nodes", fmt::format("host_node is set, but {}", error.what()));
+    }
+    check_host_numa_placement(numa, host);
+}
+
+// The loader writes each segment into one RAM region, and each NUMA node is its own region: the
+// kernel image must lie inside node 0.
+void check_kernel_within_node_0(const KernelImage& kernel, const VmConfig& config) {
+    if (!config.numa.enabled()) return;  // one region below the MMIO hole: check_kernel_fits covers it
+    const MemoryLayout layout = memory_layout_for(config);
+    const RamRegion* region = layout.region_containing(kernel.start, kernel.end - kernel.start);
+    if (region && region->node == 0) return;
+    const uint64_t needed_mib = (kernel.end + (2 << 20) - 1) / (2 << 20) * 2;
+    throw ConfigError("numa.nodes[0].memory_mib",
+                      fmt::format("{} MiB does not hold the kernel image, which ends at {:#x} (node 0 needs at least {} MiB)",
+                                  config.numa.nodes[0].memory_mib, kernel.end, needed_mib));
+}
+
 // Everything that can be rejected as bad input, before a VM exists. Throws ConfigError.
 PreparedRun prepare(const CommandLine& command) {
     VmConfig config = load_config(command.config_file, command.overrides);
+    check_host_placement(config.numa);
     KernelImage kernel;
     try {
         kernel = read_kernel_elf(config.kernel.path);
@@ -55,6 +85,7 @@ PreparedRun prepare(const CommandLine& command) {
     } catch (const ElfError& error) {
         throw ConfigError("kernel.path", fmt::format("{}: {}", config.kernel.path.string(), error.what()));
     }
+    check_kernel_within_node_0(kernel, config);
     const HostPlatform host = detect_host_platform();
     const GuestCpuMode cpu_mode = resolve_cpu_mode(config.machine.cpu_mode, host);
     std::vector<DiskImage> disks = open_disk_images(config.disks);  // opened and locked: no other VM takes them now

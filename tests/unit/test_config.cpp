@@ -278,6 +278,27 @@ TEST_CASE("the NUMA distance matrix follows SLIT rules", "[config][numa]") {
           "numa.distances[1]: must have 2 elements (one per node), got 1");
 }
 
+TEST_CASE("numa.pin_vcpus needs a host node for every node with vCPUs", "[config][numa]") {
+    CHECK(error_of(kTwoNodes, {"numa.pin_vcpus=true"}) ==
+          "numa.pin_vcpus: numa.nodes[1] has vCPUs but no host_node whose CPUs they could be pinned to");
+    CHECK(error_of(kTwoNodes, {"numa.pin_vcpus=true", "numa.nodes[1].host_node=0"}).empty());
+    // A node without vCPUs has nothing to pin.
+    CHECK(error_of(kTwoNodes, {"numa.pin_vcpus=true", "numa.nodes[0].vcpus=[0, 1, 2, 3]", "numa.nodes[1].vcpus=[]"})
+              .empty());
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].host_node=1023"}).empty());
+    CHECK(error_of(kTwoNodes, {"numa.nodes[1].host_node=1024"}) == "numa.nodes[1].host_node: must be 0..1023, got 1024");
+}
+
+TEST_CASE("debug.corrupt_acpi_table names one of the VMM's tables", "[config][numa]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    CHECK(parse_config(kMinimal, dir.path()).debug.corrupt_acpi_table.empty());
+    for (const std::string& table : kAcpiTableSignatures)
+        CHECK(parse_config(kMinimal, dir.path(), {"debug.corrupt_acpi_table=" + table}).debug.corrupt_acpi_table == table);
+    CHECK(error_of(kMinimal, {"debug.corrupt_acpi_table=DSDT"}) ==
+          "debug.corrupt_acpi_table: must be one of \"RSD PTR \", \"XSDT\", \"APIC\", \"SRAT\", \"SLIT\", got \"DSDT\"");
+}
+
 TEST_CASE("relative paths: config folder for file values, current directory for --set", "[config]") {
     TempDir dir;
     dir.write("kernel.elf", "x");

@@ -402,6 +402,12 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
     check_numa_partition(numa, machine);
     numa.distances = parse_distances(reader, numa.nodes.size(), reader.boolean("asymmetric").value_or(false));
     numa.pin_vcpus = reader.boolean("pin_vcpus").value_or(false);
+    if (numa.pin_vcpus) {
+        for (size_t n = 0; n < numa.nodes.size(); ++n)
+            if (!numa.nodes[n].vcpus.empty() && !numa.nodes[n].host_node)
+                throw ConfigError("numa.pin_vcpus",
+                                  fmt::format("numa.nodes[{}] has vCPUs but no host_node whose CPUs they could be pinned to", n));
+    }
     return numa;
 }
 
@@ -418,7 +424,7 @@ VmbusConfig parse_vmbus(const json& doc) {
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo", "root_partition_fault"});
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo", "root_partition_fault", "corrupt_acpi_table"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
     debug.synic_echo = reader.boolean("synic_echo").value_or(false);
     if (auto fault = reader.choice<RootPartitionFault>("root_partition_fault",
@@ -427,6 +433,14 @@ DebugConfig parse_debug(const json& doc) {
                                                          {"crash", RootPartitionFault::kCrash},
                                                          {"hang", RootPartitionFault::kHang}}))
         debug.root_partition_fault = *fault;
+    if (auto table = reader.string("corrupt_acpi_table")) {
+        if (std::find(kAcpiTableSignatures.begin(), kAcpiTableSignatures.end(), *table) == kAcpiTableSignatures.end()) {
+            std::string names;
+            for (const std::string& name : kAcpiTableSignatures) names += (names.empty() ? "\"" : ", \"") + name + "\"";
+            throw ConfigError("debug.corrupt_acpi_table", fmt::format("must be one of {}, got \"{}\"", names, *table));
+        }
+        debug.corrupt_acpi_table = *table;
+    }
     return debug;
 }
 

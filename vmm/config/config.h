@@ -82,12 +82,18 @@ struct VmbusConfig {
 
 enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };
 
-// Test and diagnostic devices.
+// The ACPI tables the VMM writes, by signature ("RSD PTR " is the RSDP).
+inline const std::vector<std::string> kAcpiTableSignatures = {"RSD PTR ", "XSDT", "APIC", "SRAT", "SLIT"};
+
+// Test and diagnostic devices and faults.
 struct DebugConfig {
     bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
     bool synic_echo = false;           // abi/synic.h: in-guest tests receive SynIC messages and events
     // Make the root partition misbehave once it is ready (tests of the VMM's handling).
     RootPartitionFault root_partition_fault = RootPartitionFault::kNone;
+    // Non-empty: the VMM spoils this ACPI table's checksum after writing it, to test the guest's
+    // refusal of malformed tables (it must panic naming the table).
+    std::string corrupt_acpi_table;
 };
 
 struct VmConfig {

@@ -10,11 +10,13 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "boot/acpi_tables.h"
 #include "boot/boot_setup.h"
 #include "catalog.h"
 #include "cpu/cpuid.h"
 #include "hvkvm/abi/hypercall.h"
 #include "kvm/kvm_error.h"
+#include "machine/numa_placement.h"
 #include "machine/stop_signals.h"
 #include "stats/guest_report.h"
 #include "stats/run_report.h"
@@ -22,7 +24,7 @@
 namespace hvkvm::vmm {
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
-    : timeline_(timeline), partition_(spec.config, timeline),
+    : config_(spec.config), timeline_(timeline), partition_(spec.config, timeline),
       device_context_{spec.config,       partition_.bus(),        partition_.memory(),
                       partition_.interrupts(), partition_.hypervisor(), partition_.synic(),
                       partition_.vm(),         spec.disks,              console,
@@ -67,8 +69,10 @@ void Machine::prepare_boot(const MachineSpec& spec) {
 
     const uint32_t boot_flags = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
                                 (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    const AcpiPlacement acpi = write_acpi_tables(memory, guest_topology(spec.config, memory.layout()),
+                                                 spec.config.machine.vcpus, spec.config.debug.corrupt_acpi_table);
     write_boot_info(memory, spec.kernel, layout,
-                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline});
+                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline, acpi});
 }
 
 void Machine::create_vcpus(const MachineSpec& spec) {
@@ -85,7 +89,8 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.sync_registers_on_exit();
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
         vcpus_.push_back(std::make_unique<VcpuThread>(
-            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_}));
+            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_},
+            vcpu_host_node(spec.config.numa, index)));
     }
 }
 
@@ -258,6 +263,28 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     return abi::VcpuStartStatus::kStarted;
 }
 
+// Host placement of guest RAM and vCPU threads, then the guest's own per-node allocation counters
+// (from the report page: untrusted, so the node count is bounded before use).
+std::vector<std::string> Machine::describe_numa(const abi::GuestReport& guest) const {
+    std::vector<std::string> lines = describe_memory_placement(partition_.memory(), config_.numa);
+    if (config_.numa.pin_vcpus) {
+        for (const auto& vcpu : vcpus_)
+            lines.push_back(fmt::format("vcpu{}: pinned to host node {}, runs on host CPUs {}", vcpu->vcpu().index(),
+                                        vcpu->host_node() ? std::to_string(*vcpu->host_node()) : "none",
+                                        cpu_list_text(vcpu->host_cpus())));
+    }
+    if (guest.numa_node_count == 0 || guest.numa_node_count > abi::kMaxReportedNumaNodes) return lines;
+    lines.push_back("guest page allocations by node at exit (pages; reported by the guest):");
+    lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", "node", "hit", "miss", "foreign",
+                                "local", "other", "migrated-in", "free / managed"));
+    for (uint32_t node = 0; node < guest.numa_node_count; ++node) {
+        const abi::NumaNodeCounters& c = guest.numa_nodes[node];
+        lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", node, c.hit, c.miss, c.foreign,
+                                    c.local, c.other, c.migrated_in, fmt::format("{} / {}", c.free_pages, c.managed_pages)));
+    }
+    return lines;
+}
+
 void Machine::print_report() {
     const abi::GuestReport guest = read_guest_report(partition_.memory());
     std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
@@ -275,6 +302,7 @@ void Machine::print_report() {
     report.vmm_exit_counts = exits.counts();
     for (const auto& [name, count] : partition_.hypervisor().final_call_counts()) report.hypercalls.emplace_back(name, count);
     report.devices = devices_.reports();
+    report.numa = describe_numa(guest);
     report.kvm_vm_counters = partition_.vm_counters();
     print_run_report(report, stderr);
 }

@@ -56,6 +56,7 @@ private:
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);
     void prepare_boot(const MachineSpec& spec);
+    std::vector<std::string> describe_numa(const abi::GuestReport& guest) const;
     void wait_for_stop(const StopSignals& signals);
     void on_stop_signal(int signal);
     // Asks the guest to shut down in order (through a device: the shutdown integration service);
@@ -64,6 +65,7 @@ private:
     nlohmann::json control(const nlohmann::json& request);
     nlohmann::json status() const;
 
+    const VmConfig& config_;
     BootTimeline& timeline_;
     RunControl control_;
     GuestTriggeredLogs logs_;  // rate limits for every log line a guest can trigger

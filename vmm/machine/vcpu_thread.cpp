@@ -13,6 +13,7 @@
 #include "exits/io_bus.h"
 #include "exits/pio_exit.h"
 #include "hvkvm/abi/hypercall.h"
+#include "hvkvm/numa/host/host_numa.h"
 #include "hypercalls/hypervisor.h"
 #include "hypercalls/page_exit.h"
 #include "kvm/kvm_error.h"
@@ -55,10 +56,20 @@ const char* exit_reason_name(uint32_t reason) {
     }
 }
 
+std::vector<uint32_t> thread_cpus(pthread_t thread) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (int error = ::pthread_getaffinity_np(thread, sizeof set, &set); error != 0)
+        throw HostError(error, "pthread_getaffinity_np of a vCPU thread");
+    std::vector<uint32_t> cpus;
+    for (uint32_t cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    return cpus;
+}
 }  // namespace
 
-VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services)
-    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()) {}
+VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node)
+    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()), host_node_(host_node) {}
 
 VcpuThread::~VcpuThread() {
     if (thread_.joinable()) {
@@ -71,6 +82,10 @@ void VcpuThread::launch() {
     install_kick_handler();
     thread_ = std::thread([this] { thread_main(); });
     ::pthread_setname_np(thread_.native_handle(), fmt::format("vcpu{}", vcpu_.index()).c_str());
+    // Pinned here rather than by the thread itself so that a failure is the caller's exception; the
+    // thread waits at its gate until release(), so it never runs guest code unpinned.
+    if (host_node_) numa::host::pin_thread_to_node(thread_.native_handle(), *host_node_);
+    host_cpus_ = thread_cpus(thread_.native_handle());
 }
 
 void VcpuThread::release() { gate_.open(); }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,14 +35,16 @@ struct VcpuServices {
 
 class VcpuThread {
 public:
-    VcpuThread(Vcpu vcpu, VcpuServices services);
+    // `host_node`: pin the thread to that host NUMA node's CPUs (numa.pin_vcpus), else leave it
+    // to the host scheduler.
+    VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node = std::nullopt);
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
     ~VcpuThread();
 
     Vcpu& vcpu() { return vcpu_; }
 
-    void launch();   // creates the thread; it waits until release()
+    void launch();   // creates (and pins) the thread; it waits until release()
     // Claims the right to start this vCPU; false if it was claimed before (started already).
     bool claim_start() { return !start_claimed_.exchange(true); }
     bool started() const { return start_claimed_.load(); }
@@ -52,6 +55,9 @@ public:
     // Valid after join().
     const ExitCounters& exit_counters() const { return exit_counters_; }
     std::vector<KvmStat> kvm_counters() const { return kvm_stats_.read_counters(); }
+    std::optional<uint32_t> host_node() const { return host_node_; }
+    // The host CPUs the thread may run on, read back from the kernel after launch().
+    const std::vector<uint32_t>& host_cpus() const { return host_cpus_; }
 
 private:
     void thread_main();
@@ -71,6 +77,8 @@ private:
     std::thread thread_;
     StartGate gate_;
     std::atomic<bool> start_claimed_{false};
+    std::optional<uint32_t> host_node_;
+    std::vector<uint32_t> host_cpus_;
 };
 
 }  // namespace hvkvm::vmm

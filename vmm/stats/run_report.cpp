@@ -46,6 +46,10 @@ void print_run_report(const RunReport& report, std::FILE* out) {
         fmt::print(out, "--- devices\n");
         for (const auto& [device, line] : report.devices) fmt::print(out, "  {:<20}  {}\n", device, line);
     }
+    if (!report.numa.empty()) {
+        fmt::print(out, "--- virtual NUMA\n");
+        for (const auto& line : report.numa) fmt::print(out, "  {}\n", line);
+    }
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), all vCPUs\n");
     print_counters(out, report.kvm_vcpu_counters);
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), VM\n");
