@@ -8,6 +8,7 @@ extern const DeviceType kDebugDeviceType;
 extern const DeviceType kPostCodeDevice;
 extern const DeviceType kInterruptGeneratorDevice;
 extern const DeviceType kSynicEchoDevice;
+extern const DeviceType kVmbusDevice;
 
 std::span<const DeviceType* const> device_catalog() {
     // Built in this order, which is also the order of start() (and reverse order of stop()).
@@ -17,6 +18,7 @@ std::span<const DeviceType* const> device_catalog() {
         &kPostCodeDevice,
         &kInterruptGeneratorDevice,
         &kSynicEchoDevice,
+        &kVmbusDevice,
     };
     return kTypes;
 }

@@ -12,9 +12,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "console/byte_sink.h"
 
@@ -25,6 +28,8 @@ class GuestMemory;
 class InterruptController;
 class Hypervisor;
 class Synic;
+class Vm;
+struct DiskImage;
 }  // namespace hvkvm::vmm
 
 namespace hvkvm::devices {
@@ -37,6 +42,8 @@ public:
     virtual void on_guest_exit(uint32_t exit_code) = 0;    // abi::GuestExitCode (unchecked)
     virtual void on_boot_milestone(uint32_t phase) = 0;    // abi::BootPhase (unchecked)
     virtual void on_start_vcpu(uint32_t request_gpa) = 0;  // abi::VcpuStartRequest (unchecked)
+    // A device's backend failed (e.g. the root-partition process died): stop the VM, exit 1.
+    virtual void stop_for_host_error(std::string reason) = 0;
 };
 
 // The partition's services, handed to every device factory.
@@ -47,6 +54,8 @@ struct DeviceContext {
     vmm::InterruptController& interrupts;
     vmm::Hypervisor& hypervisor;  // message and event connections
     vmm::Synic& synic;            // host->guest messages and event flags
+    vmm::Vm& vm;                  // ioeventfd doorbells
+    std::vector<vmm::DiskImage>& disks;  // the config's disks, open and locked; a device moves out those on its bus
     ByteSink& console;            // the VMM's console output (never blocks)
     PartitionControl& control;
 };
@@ -60,6 +69,11 @@ public:
     virtual void stop() {}
     // One line for the end-of-run report ("" for nothing to say).
     virtual std::string report() const { return {}; }
+    // A management request (`vmm ctl`, JSON {"command": ...}) this device answers, or nullopt.
+    virtual std::optional<nlohmann::json> control(const nlohmann::json&) { return std::nullopt; }
+    // Asked when the VMM is told to stop (SIGTERM, `vmm ctl ... shutdown`): true if the device
+    // asked the guest to shut down in order (e.g. over the shutdown integration service).
+    virtual bool request_guest_shutdown() { return false; }
 };
 
 // One kind of device: whether a config wants it, and how to build it. Every type is listed once

@@ -28,6 +28,18 @@ void DeviceList::stop_all() {
     for (auto it = devices_.rbegin(); it != devices_.rend(); ++it) (*it)->stop();
 }
 
+std::optional<nlohmann::json> DeviceList::control(const nlohmann::json& request) {
+    for (auto& device : devices_)
+        if (auto answer = device->control(request)) return answer;
+    return std::nullopt;
+}
+
+bool DeviceList::request_guest_shutdown() {
+    bool asked = false;
+    for (auto& device : devices_) asked |= device->request_guest_shutdown();
+    return asked;
+}
+
 std::vector<std::pair<std::string, std::string>> DeviceList::reports() const {
     std::vector<std::pair<std::string, std::string>> lines;
     for (const auto& device : devices_)

@@ -23,6 +23,11 @@ public:
     void reset_all();
     void stop_all();  // reverse order; idempotent
 
+    // The first device's answer to a management request, or nullopt if none takes it.
+    std::optional<nlohmann::json> control(const nlohmann::json& request);
+    // True if a device asked the guest to shut down in order.
+    bool request_guest_shutdown();
+
     // (device name, report line) for devices with something to say.
     std::vector<std::pair<std::string, std::string>> reports() const;
     size_t size() const { return devices_.size(); }

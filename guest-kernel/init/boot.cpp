@@ -14,6 +14,7 @@
 #include "kernel/boot_info.h"
 #include "kernel/console.h"
 #include "kernel/host_interface.h"
+#include "kernel/memory_migration.h"
 #include "init/kernel_main.h"
 #include "kernel/panic.h"
 #include "kernel/sched/scheduler.h"
@@ -95,6 +96,7 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
 
     smp::start_secondary_cpus(*boot_info);
     work::init();
+    migration::start();
     synic::init();  // every CPU is online: each gets its message and event-flag pages
     boot_phase_reached(abi::BootPhase::kSecondaryCpusUp);
 

@@ -1,6 +1,9 @@
 #include "init/kernel_main.h"
 
+#include <stdarg.h>
+
 #include "arch/x86_64/cpu.h"
+#include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
 #include "drivers/vmbus/vmbus.h"
 #include "arch/x86_64/platform/platform.h"
@@ -10,6 +13,8 @@
 #include "kernel/host_interface.h"
 #include "kernel/sync/cross_call.h"
 #include "kernel/test/ktest.h"
+#include "lib/format.h"
+#include "mm/node_topology.h"
 
 namespace hvkvm::guest {
 namespace {
@@ -27,6 +32,55 @@ void print_banner(const abi::BootInfo& boot_info, const Cmdline& cmdline) {
         kprint("cmdline: %.*s\n", static_cast<int>(cmdline.text().size()), cmdline.text().data());
 }
 
+// Text built piece by piece in a fixed buffer; what does not fit is cut off.
+template <size_t N>
+struct Line {
+    char text[N] = {};
+    size_t length = 0;
+
+    __attribute__((format(printf, 2, 3))) void append(const char* format_string, ...) {
+        va_list arguments;
+        va_start(arguments, format_string);
+        length += format_v(text + length, N - length, format_string, arguments);
+        va_end(arguments);
+        if (length > N - 1) length = N - 1;
+    }
+};
+
+// "0-3,6" (or "none").
+template <size_t N>
+void append_cpus(Line<N>& line, numa::CpuSet cpus) {
+    if (cpus.empty()) line.append("none");
+    bool first = true;
+    for (uint32_t cpu = 0; cpu < numa::kMaxCpus; ++cpu) {
+        if (!cpus.contains(cpu)) continue;
+        uint32_t last = cpu;
+        while (last + 1 < numa::kMaxCpus && cpus.contains(last + 1)) ++last;
+        if (last == cpu) line.append("%s%u", first ? "" : ",", cpu);
+        else line.append("%s%u-%u", first ? "" : ",", cpu, last);
+        first = false;
+        cpu = last;
+    }
+}
+
+// With two or more nodes, one line per node: its CPUs, memory, distances and fallback order.
+void print_numa_topology() {
+    const uint32_t nodes = mm::node_count();
+    if (nodes < 2) return;
+    kprint("numa: %u nodes (ACPI SRAT, SLIT)\n", nodes);
+    for (uint32_t node = 0; node < nodes; ++node) {
+        Line<256> line;
+        line.append("numa: node %u: vCPUs ", node);
+        append_cpus(line, mm::cpus_of_node(node));
+        line.append(", %lu MiB, distances", mm::node_memory_bytes(node) >> 20);
+        for (uint32_t to = 0; to < nodes; ++to) line.append(" %u", mm::node_distance(node, to));
+        line.append(", fallback order");
+        const numa::NodeOrder& fallback = mm::fallback_order(node);
+        for (uint32_t i = 0; i < fallback.count; ++i) line.append(" %u", fallback.nodes[i]);
+        kprint("%s\n", line.text);
+    }
+}
+
 // The kernel's last act: leave VMBus the orderly way (the host closes its side), then report.
 [[noreturn]] void finish(bool success) {
     vmbus::stop();
@@ -39,6 +93,7 @@ void kernel_main(const abi::BootInfo& boot_info) {
     boot_milestone(abi::BootPhase::kKernelMain);
     const Cmdline cmdline(StringView(reinterpret_cast<const char*>(boot_info.cmdline_gpa), boot_info.cmdline_length));
     print_banner(boot_info, cmdline);
+    print_numa_topology();
 
     bool found = false;
     const StringView crash_kind = cmdline.value("crash", &found);
@@ -50,7 +105,8 @@ void kernel_main(const abi::BootInfo& boot_info) {
     if (found) {
         bool ok = false;
         if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
-        else kprint("bench=%.*s: unknown benchmark (known: spinlock)\n", static_cast<int>(bench.size()), bench.data());
+        else if (bench == "numa") ok = bench::run_numa_benchmark();
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa)\n", static_cast<int>(bench.size()), bench.data());
         finish(ok);
     }
     if (cmdline.has("hang")) {

@@ -17,6 +17,11 @@ const char* validate_boot_info(const abi::BootInfo& info, const char* cmdline) {
         if (info.memory_regions[i].base < previous.base + previous.size) return "memory regions unsorted or overlapping";
     }
     if (info.kernel_start >= info.kernel_end) return "empty kernel image range";
+    if (info.acpi_tables_gpa != abi::kAcpiTablesGpa || info.acpi_tables_size == 0 ||
+        info.acpi_tables_size > abi::kAcpiTablesMax)
+        return "ACPI tables not where the ABI puts them, or larger than the space reserved";
+    if (info.acpi_rsdp_gpa < info.acpi_tables_gpa || info.acpi_rsdp_gpa - info.acpi_tables_gpa >= info.acpi_tables_size)
+        return "ACPI RSDP outside the ACPI tables";
     return nullptr;
 }
 

@@ -1,5 +1,6 @@
-// The memory manager's start-up: physical page allocator, then the kernel's own page tables.
-// Everything else is in page_allocator.h, paging.h and heap.h.
+// The memory manager's start-up: the NUMA topology from the ACPI tables, the physical page
+// allocator, then the kernel's own page tables. Everything else is in node_topology.h,
+// page_allocator.h, paging.h, heap.h and migration.h.
 #pragma once
 
 #include "hvkvm/abi/boot.h"

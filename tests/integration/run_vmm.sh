@@ -2,14 +2,17 @@
 # Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
 #
 #   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--status N] [--expect REGEX]... [--reject REGEX]...
-#              [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS] -- VMM_ARGS...
+#              [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
+#              [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
+#
+# --kill-root sends SIG to vmm's root-partition process (hvkvm-root) after the delay.
 #
 # --expect/--reject match (grep -E) the combined stdout+stderr. Exit status 77 means skipped
 # (ctest SKIP_RETURN_CODE): the test needs /dev/kvm (or a PVM host's /dev/kvm) and this machine has
 # none usable.
 set -u
 vmm=$1; shift
-needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0
+needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
 expects=() rejects=() file_checks=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -20,6 +23,7 @@ while [ $# -gt 0 ]; do
         --reject) rejects+=("$2"); shift 2 ;;
         --expect-file) file_checks+=("$2" "$3"); shift 3 ;;
         --signal) signal=$2; signal_after=$3; shift 3 ;;
+        --kill-root) kill_root=$2; kill_root_after=$3; shift 3 ;;
         --) shift; break ;;
         *) echo "run_vmm.sh: unknown option $1" >&2; exit 2 ;;
     esac
@@ -43,6 +47,15 @@ if [ -n "$signal" ]; then
     sleep "$signal_after"
     kill -s "$signal" "$pid"
     wait "$pid"
+    actual=$?
+elif [ -n "$kill_root" ]; then
+    "$vmm" "$@" >"$output" 2>&1 &
+    pid=$!
+    sleep "$kill_root_after"
+    root_pid=$(pgrep -P "$pid" -x hvkvm-root)
+    if [ -z "$root_pid" ]; then echo "run_vmm.sh: vmm has no hvkvm-root child to kill"; kill -KILL "$pid"; fi
+    [ -n "$root_pid" ] && kill -s "$kill_root" "$root_pid"
+    wait "$pid"  # ctest's TIMEOUT stops a vmm that never notices
     actual=$?
 else
     timeout --signal=KILL 120 "$vmm" "$@" >"$output" 2>&1

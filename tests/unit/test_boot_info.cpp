@@ -3,10 +3,12 @@
 #include <catch2/catch.hpp>
 #include <cstring>
 
+#include "boot/acpi_tables.h"
 #include "boot/boot_setup.h"
 #include "boot/elf_loader.h"
 #include "hvkvm/abi/boot.h"
 #include "kernel/boot_info.h"
+#include "config/config.h"
 #include "kvm/guest_memory.h"
 
 using namespace hvkvm;
@@ -32,8 +34,12 @@ struct BootedMemory {
 BootedMemory boot(uint64_t memory_bytes, const std::string& cmdline = "test=*") {
     BootedMemory booted{GuestMemory::create(MemoryLayout::for_ram(memory_bytes)), {}};
     booted.layout = build_boot_page_tables(booted.memory);
+    VmConfig config;
+    config.machine.vcpus = 4;
+    config.machine.memory_mib = memory_bytes >> 20;
+    const AcpiPlacement acpi = write_acpi_tables(booted.memory, guest_topology(config, booted.memory.layout()), 4);
     write_boot_info(booted.memory, fake_kernel(0x100000, 0x345678), booted.layout,
-                    BootParameters{4, abi::kBootFlagPvmHost | abi::kBootFlagUsePvm, 2600000, cmdline});
+                    BootParameters{4, abi::kBootFlagPvmHost | abi::kBootFlagUsePvm, 2600000, cmdline, acpi});
     return booted;
 }
 
@@ -130,11 +136,39 @@ TEST_CASE("the guest rejects damaged boot info", "[boot-info]") {
     CHECK(problem().empty());
 }
 
+TEST_CASE("the guest checks where the boot info puts the ACPI tables", "[boot-info]") {
+    BootedMemory booted = boot(64 << 20);
+    auto& info = booted.memory.object_at<abi::BootInfo>(abi::kBootInfoGpa);
+    const abi::BootInfo good = info;
+    const auto problem = [&] { return std::string(guest::validate_boot_info(info, booted.cmdline()) ?: ""); };
+    const std::string misplaced = "ACPI tables not where the ABI puts them, or larger than the space reserved";
+
+    CHECK(good.acpi_tables_gpa == abi::kAcpiTablesGpa);
+    CHECK(good.acpi_rsdp_gpa == abi::kAcpiTablesGpa);
+    CHECK(good.acpi_tables_size > 0);
+    info.acpi_tables_gpa = abi::kAcpiTablesGpa + 0x1000;
+    CHECK(problem() == misplaced);
+    info = good;
+    info.acpi_tables_size = 0;
+    CHECK(problem() == misplaced);
+    info.acpi_tables_size = abi::kAcpiTablesMax;  // exact fit
+    CHECK(problem().empty());
+    info.acpi_tables_size = abi::kAcpiTablesMax + 1;
+    CHECK(problem() == misplaced);
+    info = good;
+    info.acpi_rsdp_gpa = good.acpi_tables_gpa + good.acpi_tables_size - 1;  // last byte of the window
+    CHECK(problem().empty());
+    info.acpi_rsdp_gpa = good.acpi_tables_gpa + good.acpi_tables_size;
+    CHECK(problem() == "ACPI RSDP outside the ACPI tables");
+    info.acpi_rsdp_gpa = good.acpi_tables_gpa - 16;
+    CHECK(problem() == "ACPI RSDP outside the ACPI tables");
+}
+
 TEST_CASE("boot info layout is the documented ABI", "[boot-info]") {
     // The header pins every offset with static_assert; this spells out the sizes a reader of
     // docs/abi.md relies on.
-    CHECK(sizeof(abi::BootInfo) == 848);
-    CHECK(sizeof(abi::GuestReport) == 16 + 8 * abi::kBootPhaseCount + 304);
+    CHECK(sizeof(abi::BootInfo) == 872);
+    CHECK(sizeof(abi::GuestReport) == 24 + 8 * abi::kBootPhaseCount + 304 + 16 * 64);
     CHECK(sizeof(abi::CrashRecord) == 304);
     CHECK(abi::kGuestReportGpa - abi::kBootInfoGpa >= sizeof(abi::BootInfo));
 }

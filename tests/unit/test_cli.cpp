@@ -27,3 +27,22 @@ TEST_CASE("bad command lines are usage errors", "[cli]") {
     CHECK_THROWS_WITH(parse_command_line({"run", "a.json", "--set"}), "--set needs a dotted.key=value argument");
     CHECK_THROWS_WITH(parse_command_line({"run", "a.json", "--fast"}), "unknown option \"--fast\"");
 }
+
+TEST_CASE("vmm ctl turns its words into one JSON request", "[cli]") {
+    auto request_of = [](std::vector<std::string> args) {
+        const CommandLine command = parse_command_line(args);
+        REQUIRE(command.action == CommandLine::Action::kControl);
+        CHECK(command.control_socket == "/run/vm.sock");
+        return command.control_request;
+    };
+    CHECK(request_of({"ctl", "/run/vm.sock", "status"}) == R"({"command":"status"})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "channels"}) == R"({"command":"channels"})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "get", "host name"}) == R"({"command":"kvp-get","key":"host name"})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "set", "k", "v \"q\""}) ==
+          R"({"command":"kvp-set","key":"k","value":"v \"q\""})");
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock"}), Catch::Contains("expected SOCKET and a command"));
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "status", "now"}), "ctl status: takes no arguments");
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "kvp", "get"}), Catch::Contains("expected \"get KEY\""));
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "kvp", "set", "k"}), Catch::Contains("expected \"get KEY\""));
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "reboot"}), Catch::Contains("unknown command \"reboot\""));
+}

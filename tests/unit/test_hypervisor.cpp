@@ -253,8 +253,8 @@ TEST_CASE("calls are counted by code for the report", "[hypervisor]") {
         return 0;
     };
     CHECK(count_of("NotifyLongSpinWait") == 2);
-    CHECK(count_of("unknown code 0x0777") == 1);
-    CHECK(count_of("codes >= 0x1000") == 1);
+    CHECK(count_of("unknown codes") == 2);  // one line however many codes the guest tried
+    CHECK(counts.size() == 4);
     CHECK(count_of("KickVp") == 1);
     CHECK(count_of("VP kicks delivered") == 1);
 }

@@ -122,6 +122,9 @@ void write_boot_info(GuestMemory& memory, const KernelImage& kernel, const BootL
     info.kernel_end = kernel.end;
     info.boot_page_tables_gpa = layout.page_tables_gpa;
     std::copy(regions.begin(), regions.end(), info.memory_regions);
+    info.acpi_rsdp_gpa = parameters.acpi.rsdp_gpa;
+    info.acpi_tables_gpa = parameters.acpi.tables_gpa;
+    info.acpi_tables_size = parameters.acpi.tables_size;
 }
 
 kvm_sregs long_mode_sregs(kvm_sregs sregs, uint64_t cr3) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <string>
 
+#include "boot/acpi_tables.h"
 #include "hvkvm/abi/boot.h"
 
 namespace hvkvm::vmm {
@@ -19,6 +20,7 @@ struct BootParameters {
     uint32_t boot_flags;   // abi::BootFlags
     uint64_t tsc_khz;
     std::string cmdline;
+    AcpiPlacement acpi;    // where write_acpi_tables() put the tables
 };
 
 struct BootLayout {
@@ -32,7 +34,8 @@ BootLayout build_boot_page_tables(GuestMemory& memory);
 
 void write_boot_gdt(GuestMemory& memory);
 
-// Writes BootInfo, the command line, and a zeroed GuestReport page.
+// Writes BootInfo, the command line, and a zeroed GuestReport page. The ACPI tables are written
+// before (write_acpi_tables); BootInfo only says where they are.
 void write_boot_info(GuestMemory& memory, const KernelImage& kernel, const BootLayout& layout,
                      const BootParameters& parameters);
 

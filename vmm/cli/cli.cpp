@@ -1,9 +1,12 @@
 #include "cli/cli.h"
 
+#include <nlohmann/json.hpp>
+
 namespace hvkvm::vmm {
 
 std::string usage_text() {
     return "usage: vmm run CONFIG [--set dotted.key=value ...] [--verbose]\n"
+           "       vmm ctl SOCKET status|shutdown|heartbeat|channels|kvp get KEY|kvp set KEY VALUE\n"
            "       vmm --help | --version\n"
            "\n"
            "Boots the guest kernel named by the JSON config CONFIG on /dev/kvm.\n"
@@ -12,8 +15,39 @@ std::string usage_text() {
            "  --verbose        debug logging from the VMM\n"
            "Exit status: 0 guest success, 1 VMM/host error, 2 invalid config or arguments,\n"
            "             3 guest crash, 4 guest reported failure, 128+N stopped by signal N.\n"
+           "ctl talks to a running VM's control socket (config control.socket) and prints its\n"
+           "JSON answer; exit status 0 if it succeeded, 1 if not or unreachable, 2 for bad usage.\n"
            "Config keys: docs/config.md\n";
 }
+
+namespace {
+
+// `ctl SOCKET WORDS...` -> the JSON request for the words.
+CommandLine parse_control(const std::vector<std::string>& args) {
+    CommandLine command;
+    command.action = CommandLine::Action::kControl;
+    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, channels, kvp)");
+    command.control_socket = args[1];
+    const std::string& verb = args[2];
+    const size_t extra = args.size() - 3;
+    nlohmann::json request;
+    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "channels") {
+        if (extra != 0) throw UsageError("ctl " + verb + ": takes no arguments");
+        request = {{"command", verb}};
+    } else if (verb == "kvp" && extra == 2 && args[3] == "get") {
+        request = {{"command", "kvp-get"}, {"key", args[4]}};
+    } else if (verb == "kvp" && extra == 3 && args[3] == "set") {
+        request = {{"command", "kvp-set"}, {"key", args[4]}, {"value", args[5]}};
+    } else if (verb == "kvp") {
+        throw UsageError("ctl kvp: expected \"get KEY\" or \"set KEY VALUE\"");
+    } else {
+        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, channels, kvp)");
+    }
+    command.control_request = request.dump();
+    return command;
+}
+
+}  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
     CommandLine command;
@@ -23,6 +57,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         command.action = CommandLine::Action::kVersion;
         return command;
     }
+    if (args[0] == "ctl") return parse_control(args);
     if (args[0] != "run") throw UsageError("unknown command \"" + args[0] + "\"");
     command.action = CommandLine::Action::kRun;
 

@@ -14,8 +14,11 @@ public:
 };
 
 struct CommandLine {
-    enum class Action { kRun, kHelp, kVersion };
+    enum class Action { kRun, kControl, kHelp, kVersion };
     Action action = Action::kHelp;
+    // kControl: `vmm ctl SOCKET COMMAND [ARGS...]`, as the JSON request sent.
+    std::filesystem::path control_socket;
+    std::string control_request;
     std::filesystem::path config_file;
     std::vector<std::string> overrides;  // "dotted.key=value", in order
     bool verbose = false;

@@ -254,6 +254,67 @@ ConsoleConfig parse_console(const json& doc, const PathContext& paths) {
     return console;
 }
 
+DiskConfig parse_disk(const json& value, const std::string& path, const PathContext& paths) {
+    ObjectReader reader(value, path, {"id", "path", "bus", "read_only", "cache", "size_mib"});
+    DiskConfig disk;
+    auto id = reader.string("id");
+    if (!id) throw ConfigError(reader.key_path("id"), "missing (a name for the disk, e.g. \"system\")");
+    if (id->empty() || id->size() > 32 || id->find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+        throw ConfigError(reader.key_path("id"), fmt::format("must be 1..32 of a-z, 0-9, '_', '-', got \"{}\"", *id));
+    disk.id = *id;
+    auto image = reader.string("path");
+    if (!image || image->empty()) throw ConfigError(reader.key_path("path"), "missing (the raw disk image)");
+    disk.path = paths.resolve(reader.key_path("path"), *image);
+    if (auto bus = reader.choice<DiskBus>("bus", {{"vmbus", DiskBus::kVmbus}, {"ide", DiskBus::kIde}})) disk.bus = *bus;
+    disk.read_only = reader.boolean("read_only").value_or(false);
+    if (auto cache = reader.choice<DiskCache>("cache", {{"none", DiskCache::kNone}, {"writeback", DiskCache::kWriteback}}))
+        disk.cache = *cache;
+    if (auto size = reader.integer("size_mib", 1, uint64_t{1} << 30)) disk.size_mib = *size;
+    return disk;
+}
+
+std::vector<DiskConfig> parse_disks(const json& doc, const PathContext& paths) {
+    std::vector<DiskConfig> disks;
+    if (!doc.contains("disks")) return disks;
+    auto elements = [&] {
+        const json& value = doc.at("disks");
+        if (!value.is_array()) throw ConfigError("disks", fmt::format("expected an array, got {}", describe(value)));
+        if (value.size() > kMaxDisks)
+            throw ConfigError("disks", fmt::format("must have 0..{} elements, got {}", kMaxDisks, value.size()));
+        return value;
+    }();
+    uint32_t ide = 0;
+    for (size_t i = 0; i < elements.size(); ++i) {
+        const std::string path = fmt::format("disks[{}]", i);
+        DiskConfig disk = parse_disk(elements[i], path, paths);
+        for (size_t j = 0; j < disks.size(); ++j) {
+            if (disks[j].id == disk.id)
+                throw ConfigError(path + ".id", fmt::format("\"{}\" is already the id of disks[{}]", disk.id, j));
+            if (disks[j].path == disk.path)
+                throw ConfigError(path + ".path", fmt::format("{} is already the image of disks[{}]", disk.path.string(), j));
+        }
+        if (disk.bus == DiskBus::kIde && ++ide > kMaxIdeDisks)
+            throw ConfigError(path + ".bus", fmt::format("at most {} IDE disks (the primary channel's master and slave)", kMaxIdeDisks));
+        disks.push_back(std::move(disk));
+    }
+    return disks;
+}
+
+ControlConfig parse_control(const json& doc, const PathContext& paths) {
+    ControlConfig control;
+    if (!doc.contains("control")) return control;
+    ObjectReader reader(doc.at("control"), "control", {"socket"});
+    auto socket = reader.string("socket");
+    if (!socket) return control;
+    if (socket->empty()) throw ConfigError("control.socket", "must be a path, got \"\"");
+    control.socket = paths.resolve("control.socket", *socket);
+    if (control.socket.string().size() > 107)
+        throw ConfigError("control.socket", fmt::format("must be at most 107 bytes (a Unix socket path), got {}",
+                                                        control.socket.string().size()));
+    require_writable_destination("control.socket", control.socket);
+    return control;
+}
+
 EnlightenmentsConfig parse_enlightenments(const json& doc) {
     EnlightenmentsConfig enlightenments;
     if (!doc.contains("enlightenments")) return enlightenments;
@@ -341,15 +402,45 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
     check_numa_partition(numa, machine);
     numa.distances = parse_distances(reader, numa.nodes.size(), reader.boolean("asymmetric").value_or(false));
     numa.pin_vcpus = reader.boolean("pin_vcpus").value_or(false);
+    if (numa.pin_vcpus) {
+        for (size_t n = 0; n < numa.nodes.size(); ++n)
+            if (!numa.nodes[n].vcpus.empty() && !numa.nodes[n].host_node)
+                throw ConfigError("numa.pin_vcpus",
+                                  fmt::format("numa.nodes[{}] has vCPUs but no host_node whose CPUs they could be pinned to", n));
+    }
     return numa;
+}
+
+VmbusConfig parse_vmbus(const json& doc) {
+    VmbusConfig vmbus;
+    if (!doc.contains("vmbus")) return vmbus;
+    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms"});
+    vmbus.enabled = reader.boolean("enabled").value_or(true);
+    if (auto timeout = reader.integer("shutdown_timeout_ms", 0, 600'000))
+        vmbus.shutdown_timeout_ms = static_cast<uint32_t>(*timeout);
+    return vmbus;
 }
 
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo"});
+    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo", "root_partition_fault", "corrupt_acpi_table"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
     debug.synic_echo = reader.boolean("synic_echo").value_or(false);
+    if (auto fault = reader.choice<RootPartitionFault>("root_partition_fault",
+                                                        {{"none", RootPartitionFault::kNone},
+                                                         {"forbidden-syscall", RootPartitionFault::kForbiddenSyscall},
+                                                         {"crash", RootPartitionFault::kCrash},
+                                                         {"hang", RootPartitionFault::kHang}}))
+        debug.root_partition_fault = *fault;
+    if (auto table = reader.string("corrupt_acpi_table")) {
+        if (std::find(kAcpiTableSignatures.begin(), kAcpiTableSignatures.end(), *table) == kAcpiTableSignatures.end()) {
+            std::string names;
+            for (const std::string& name : kAcpiTableSignatures) names += (names.empty() ? "\"" : ", \"") + name + "\"";
+            throw ConfigError("debug.corrupt_acpi_table", fmt::format("must be one of {}, got \"{}\"", names, *table));
+        }
+        debug.corrupt_acpi_table = *table;
+    }
     return debug;
 }
 
@@ -470,13 +561,16 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "enlightenments", "numa", "debug"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "disks", "enlightenments", "numa", "vmbus", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
     config.console = parse_console(doc, paths);
+    config.control = parse_control(doc, paths);
+    config.disks = parse_disks(doc, paths);
     config.enlightenments = parse_enlightenments(doc);
     config.numa = parse_numa(doc, config.machine);
+    config.vmbus = parse_vmbus(doc);
     config.debug = parse_debug(doc);
     return config;
 }

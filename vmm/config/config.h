@@ -33,6 +33,11 @@ struct ConsoleConfig {
     bool to_stdout() const { return output_file.empty(); }
 };
 
+// The control socket `vmm ctl` talks to (empty: none).
+struct ControlConfig {
+    std::filesystem::path socket;
+};
+
 struct EnlightenmentsConfig {
     bool spinlock = true;       // recommend paravirtual spinlocks (CPUID 0x40000004 EBX)
     uint32_t spin_count = 4095; // spins before notifying the hypervisor (Hyper-V 2016's default)
@@ -54,18 +59,52 @@ struct NumaConfig {
     bool enabled() const { return !nodes.empty(); }
 };
 
-// Test and diagnostic devices.
+enum class DiskBus { kVmbus, kIde };
+enum class DiskCache { kNone, kWriteback };  // none: O_DIRECT, no host page cache
+
+// One disk image. Checked (opened, sized, locked) before the VM exists: vmm/storage/disk_image.h.
+struct DiskConfig {
+    std::string id;                 // unique; [a-z0-9_-], 1..32 characters
+    std::filesystem::path path;     // a raw image: regular file or block device
+    DiskBus bus = DiskBus::kVmbus;
+    bool read_only = false;
+    DiskCache cache = DiskCache::kNone;
+    std::optional<uint64_t> size_mib;  // if given, the image must be exactly this size
+};
+
+// VMBus: the root-partition process and the channels it offers.
+struct VmbusConfig {
+    bool enabled = true;
+    // SIGTERM or `vmm ctl ... shutdown` asks the guest to shut down (shutdown integration
+    // service); a guest that has not stopped by then is stopped (status 143 for SIGTERM).
+    uint32_t shutdown_timeout_ms = 2000;
+};
+
+enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };
+
+// The ACPI tables the VMM writes, by signature ("RSD PTR " is the RSDP).
+inline const std::vector<std::string> kAcpiTableSignatures = {"RSD PTR ", "XSDT", "APIC", "SRAT", "SLIT"};
+
+// Test and diagnostic devices and faults.
 struct DebugConfig {
     bool interrupt_generator = false;  // abi/devices.h: in-guest tests raise host interrupts
     bool synic_echo = false;           // abi/synic.h: in-guest tests receive SynIC messages and events
+    // Make the root partition misbehave once it is ready (tests of the VMM's handling).
+    RootPartitionFault root_partition_fault = RootPartitionFault::kNone;
+    // Non-empty: the VMM spoils this ACPI table's checksum after writing it, to test the guest's
+    // refusal of malformed tables (it must panic naming the table).
+    std::string corrupt_acpi_table;
 };
 
 struct VmConfig {
     MachineConfig machine;
     KernelConfig kernel;
     ConsoleConfig console;
+    ControlConfig control;
+    std::vector<DiskConfig> disks;
     EnlightenmentsConfig enlightenments;
     NumaConfig numa;
+    VmbusConfig vmbus;
     DebugConfig debug;
 };
 
@@ -86,6 +125,8 @@ inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
 inline constexpr uint32_t kMaxSpinCount = 1u << 30;
 inline constexpr uint32_t kDefaultRemoteDistance = 20;  // between nodes, when the config gives no matrix
+inline constexpr uint32_t kMaxDisks = 16;     // VMBus LUNs and IDE devices together
+inline constexpr uint32_t kMaxIdeDisks = 2;   // the primary channel's master and slave
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the

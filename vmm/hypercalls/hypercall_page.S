@@ -12,12 +12,15 @@
 .section .rodata
 .balign 16
 .globl hvkvm_hypercall_page_code, hvkvm_hypercall_page_code_end
+/* The page's three `out` instructions: the only exits the VMM answers in registers. */
+.globl hvkvm_hypercall_page_hypercall_out, hvkvm_hypercall_page_signal_event_out, hvkvm_hypercall_page_kick_vp_out
 hvkvm_hypercall_page_code:
     cmpq $0x1005d, %rcx          /* SignalEvent | fast, no reps, no reserved bits */
     je signal_event
     cmpq $0x10f01, %rcx          /* KickVp | fast */
     je kick_vp
 generic:
+hvkvm_hypercall_page_hypercall_out:
     outl %eax, $0xe0
     ret
 signal_event:
@@ -26,6 +29,7 @@ signal_event:
     jnz generic
     movl %edx, %eax
     xorl %ecx, %ecx
+hvkvm_hypercall_page_signal_event_out:
     outl %eax, $0xe4
     jmp doorbell_done
 kick_vp:
@@ -34,6 +38,7 @@ kick_vp:
     jnz generic
     movl %edx, %eax
     xorl %ecx, %ecx
+hvkvm_hypercall_page_kick_vp_out:
     outl %eax, $0xe8
 doorbell_done:
     testl %ecx, %ecx

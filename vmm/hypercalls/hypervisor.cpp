@@ -59,9 +59,11 @@ void Hypervisor::add_message_connection(uint32_t connection_id, std::unique_ptr<
     message_connections_[connection_id & kConnectionIdMask] = std::move(endpoint);
 }
 
-int Hypervisor::add_event_connection(uint32_t connection_id) {
+int Hypervisor::add_event_connection(uint32_t connection_id, bool* created) {
+    std::lock_guard lock(event_connections_mutex_);
     UniqueFd& fd = event_connections_[connection_id & kConnectionIdMask];
-    fd = make_eventfd("eventfd for an event connection");
+    if (created) *created = !fd.valid();
+    if (!fd.valid()) fd = make_eventfd("eventfd for an event connection");
     return fd.get();
 }
 
@@ -117,12 +119,25 @@ bool Hypervisor::enable_hypercall_page_locked(uint64_t value) {
         const uint64_t gpa = (value >> kHypercallGpfnShift) << kHypercallGpfnShift;
         auto page = memory_.translate(gpa, abi::kPageSize);
         if (!page) return false;  // not RAM: #GP
-        const auto code = hypercall_page_code();
-        std::memset(page->data(), 0xcc, abi::kPageSize);  // int3 beyond the code
-        std::memcpy(page->data(), code.data(), code.size());
+        write_hypercall_page(*page);  // callers on other vCPUs keep seeing valid code throughout
     }
     hypercall_msr_ = enable ? value : (value & ~kHypercallEnable);
     return true;
+}
+
+std::optional<uint64_t> Hypervisor::page_out_gpa(uint16_t port) const {
+    const auto offset = hypercall_page_out_offset(port);
+    if (!offset) return std::nullopt;
+    uint64_t page;
+    {
+        std::lock_guard lock(partition_mutex_);
+        if (!(hypercall_msr_ & kHypercallEnable)) return std::nullopt;
+        page = (hypercall_msr_ >> kHypercallGpfnShift) << kHypercallGpfnShift;
+    }
+    const auto expected = hypercall_page_code().subspan(*offset, kHypercallPageOutLength);
+    const auto actual = memory_.translate(page + *offset, kHypercallPageOutLength);
+    if (!actual || std::memcmp(actual->data(), expected.data(), expected.size()) != 0) return std::nullopt;
+    return page + *offset;
 }
 
 std::optional<std::span<uint8_t>> Hypervisor::call_buffer(uint64_t gpa, uint64_t length) const {
@@ -195,6 +210,7 @@ Hypervisor::Status Hypervisor::post_message(const HypercallRegisters& registers)
 
 Hypervisor::Status Hypervisor::signal_event(uint32_t connection_id, uint32_t flag_number) {
     if (connection_id & ~kConnectionIdMask) return Status::kInvalidParameter;
+    std::lock_guard lock(event_connections_mutex_);
     auto connection = event_connections_.find(connection_id);
     if (connection == event_connections_.end()) return Status::kInvalidConnectionId;
     if (flag_number != 0) return Status::kInvalidParameter;  // one flag per connection
@@ -254,15 +270,22 @@ uint64_t Hypervisor::kick_vp_doorbell(uint32_t vp_index) {
 
 std::vector<Hypervisor::CallCount> Hypervisor::final_call_counts() {
     std::vector<CallCount> counts;
+    // Known codes one line each; unknown ones (the guest picks them, all 65,536 if it likes) in
+    // one line, so that the report stays a few lines long whatever the guest did.
+    uint64_t unknown = other_codes_.load();
     for (size_t code = 0; code < kCodeSlots; ++code) {
         const uint64_t value = call_counters_[code].load(std::memory_order_relaxed);
         if (!value) continue;
         const char* name = call_code_name(static_cast<uint16_t>(code));
-        counts.push_back({name ? fmt::format("{} ({:#06x})", name, code) : fmt::format("unknown code {:#06x}", code), value});
+        if (name) counts.push_back({fmt::format("{} ({:#06x})", name, code), value});
+        else unknown += value;
     }
-    if (const uint64_t other = other_codes_.load()) counts.push_back({"codes >= 0x1000", other});
+    if (unknown) counts.push_back({"unknown codes", unknown});
     uint64_t doorbell_events = 0;
-    for (auto& [id, fd] : event_connections_) doorbell_events += drain(fd.get());
+    {
+        std::lock_guard lock(event_connections_mutex_);
+        for (auto& [id, fd] : event_connections_) doorbell_events += drain(fd.get());
+    }
     uint64_t doorbell_kicks = kicks_consumed_.load();
     for (auto& fd : kick_fds_) doorbell_kicks += drain(fd.get());
     // Events and kicks delivered, however they arrived; the calls above are the ones that exited.

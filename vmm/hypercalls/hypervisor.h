@@ -54,8 +54,10 @@ public:
         add_message_connection(connection_id, std::make_unique<LocalMessageEndpoint>(std::move(handler)));
     }
     // Returns the eventfd a SignalEvent on the connection increments (the VMM registers it as an
-    // ioeventfd on kSignalEventPort matched on the connection id, too).
-    int add_event_connection(uint32_t connection_id);
+    // ioeventfd on kSignalEventPort matched on the connection id, too). May be called while the VM
+    // runs (the root partition opens channels); a second call for the same id returns the same fd
+    // and sets `created` false.
+    int add_event_connection(uint32_t connection_id, bool* created = nullptr);
 
     // Synthetic MSRs. nullopt means the access faults (#GP).
     std::optional<uint64_t> read_msr(uint32_t vp, uint32_t msr);
@@ -68,6 +70,10 @@ public:
     // The doorbell ports' fallbacks (no ioeventfd matched the value written).
     uint64_t signal_event_doorbell(uint32_t connection_id);
     uint64_t kick_vp_doorbell(uint32_t vp_index);
+
+    // The guest-physical address of the enabled hypercall page's `out` to `port`, if the page is
+    // enabled and still holds that instruction there (the guest can overwrite it).
+    std::optional<uint64_t> page_out_gpa(uint16_t port) const;
 
     void set_tsc_khz(uint64_t tsc_khz) { config_.tsc_khz = tsc_khz; }  // before the VM runs
     bool hypercall_page_enabled() const;
@@ -109,6 +115,7 @@ private:
     uint64_t hypercall_msr_ = 0;
 
     std::map<uint32_t, std::unique_ptr<MessageEndpoint>> message_connections_;
+    mutable std::mutex event_connections_mutex_;  // guards event_connections_
     std::map<uint32_t, UniqueFd> event_connections_;
     std::vector<UniqueFd> kick_fds_;
     std::atomic<uint64_t> kicks_consumed_{0};

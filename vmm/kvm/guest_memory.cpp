@@ -10,7 +10,6 @@
 
 #include "hvkvm/abi/align.h"
 #include "hvkvm/abi/boot.h"
-#include "kvm/kvm.h"
 #include "kvm/kvm_error.h"
 
 namespace hvkvm::vmm {
@@ -73,9 +72,5 @@ void GuestMemory::zero(uint64_t gpa, uint64_t length) {
         std::memset(bytes.data() + (first_page - gpa), 0, last_page - first_page);  // no hole punching: write
 }
 
-void GuestMemory::register_with(Vm& vm) const {
-    uint32_t slot = 0;
-    for (const RamRegion& region : regions()) vm.set_memory_region(slot++, region.gpa, region.size, host_address(region));
-}
 
 }  // namespace hvkvm::vmm

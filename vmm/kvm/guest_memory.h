@@ -1,6 +1,7 @@
 // Guest RAM: one memfd laid out by a MemoryLayout, mapped once into this process. The VMM
-// creates it (and registers it with KVM as one slot per region); the root-partition process
-// attaches to the very same memfd with the same layout, so both see the same pages.
+// creates it (and registers it with KVM as one slot per region: Vm::map_guest_memory); the
+// root-partition process attaches to the very same memfd with the same layout, so both see the
+// same pages. Nothing here needs KVM.
 //
 // Every access on behalf of the guest goes through translate(), which checks that the whole range
 // lies inside one RAM region: guest-controlled addresses are never used unchecked.
@@ -15,8 +16,6 @@
 #include "kvm/unique_fd.h"
 
 namespace hvkvm::vmm {
-
-class Vm;
 
 class GuestMemory {
 public:
@@ -47,14 +46,13 @@ public:
     // rather than written, so zeroing a large .bss costs no page faults.
     void zero(uint64_t gpa, uint64_t length);
 
-    // Registers every RAM region as a KVM memory slot.
-    void register_with(Vm& vm) const;
+    // Where a region of this layout is mapped in this process.
+    std::byte* host_address(const RamRegion& region) const;
 
 private:
     GuestMemory(UniqueFd memfd, Mapping mapping, MemoryLayout layout)
         : memfd_(std::move(memfd)), mapping_(std::move(mapping)), layout_(std::move(layout)) {}
     static Mapping map(int memfd, uint64_t bytes);
-    std::byte* host_address(const RamRegion& region) const;
 
     UniqueFd memfd_;
     Mapping mapping_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <fmt/format.h>
 
+#include "kvm/guest_memory.h"
 #include "kvm/kvm_error.h"
 #include "kvm/kvm_uapi.h"
 
@@ -68,6 +69,12 @@ void Vm::set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* hos
     region.userspace_addr = reinterpret_cast<uint64_t>(host_address);
     if (::ioctl(fd_.get(), KVM_SET_USER_MEMORY_REGION, &region) < 0)
         throw_errno(fmt::format("KVM_SET_USER_MEMORY_REGION slot {} at {:#x}", slot, gpa));
+}
+
+void Vm::map_guest_memory(const GuestMemory& memory) {
+    uint32_t slot = 0;
+    for (const RamRegion& region : memory.regions())
+        set_memory_region(slot++, region.gpa, region.size, memory.host_address(region));
 }
 
 void Vm::enable_cap(uint32_t capability, uint64_t arg0, uint64_t arg1) {

@@ -16,6 +16,7 @@ namespace hvkvm::vmm {
 
 class Vm;
 class Vcpu;
+class GuestMemory;
 
 class Kvm {
 public:
@@ -39,6 +40,8 @@ public:
 
     void create_irqchip();
     void set_memory_region(uint32_t slot, uint64_t gpa, uint64_t size, void* host_address);
+    // Registers every region of guest RAM as a KVM memory slot (slot i = region i).
+    void map_guest_memory(const GuestMemory& memory);
     void enable_cap(uint32_t capability, uint64_t arg0 = 0, uint64_t arg1 = 0);
     int check_extension(long capability) const;
     Vcpu create_vcpu(uint32_t index) const;
@@ -68,6 +71,8 @@ public:
 
     uint32_t index() const { return index_; }
     kvm_run& run_state() const { return *static_cast<kvm_run*>(run_mapping_.get()); }
+    // The whole run mapping: kvm_run and the data areas its exits point into.
+    std::span<uint8_t> run_area() const { return {static_cast<uint8_t*>(run_mapping_.get()), run_mapping_.size()}; }
 
     // Enters the guest. Returns false if KVM_RUN was interrupted by a signal (EINTR), which is how
     // another thread kicks this vCPU out of the guest; throws on any other failure.

@@ -1,6 +1,7 @@
 #include "machine/machine.h"
 
 #include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <array>
@@ -9,42 +10,42 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "boot/acpi_tables.h"
 #include "boot/boot_setup.h"
 #include "catalog.h"
 #include "cpu/cpuid.h"
 #include "hvkvm/abi/hypercall.h"
-#include "hvkvm/abi/x86_exceptions.h"
 #include "kvm/kvm_error.h"
+#include "machine/numa_placement.h"
 #include "machine/stop_signals.h"
+#include "stats/guest_report.h"
 #include "stats/run_report.h"
 
 namespace hvkvm::vmm {
-namespace {
-
-const char* exception_mnemonic(uint32_t vector) {
-    const abi::ExceptionName* name = abi::exception_name(vector);
-    return name ? name->mnemonic : "interrupt";
-}
-
-// A guest-written string, bounded and reduced to printable ASCII.
-std::string sanitize(const char* text, size_t capacity) {
-    std::string result;
-    for (size_t i = 0; i < capacity && text[i]; ++i)
-        result += (text[i] >= 0x20 && text[i] < 0x7f) ? text[i] : '?';
-    return result;
-}
-
-}  // namespace
 
 Machine::Machine(const MachineSpec& spec, ConsoleOutput& console, BootTimeline& timeline)
-    : timeline_(timeline), partition_(spec.config, timeline),
-      device_context_{spec.config,           partition_.bus(),   partition_.memory(), partition_.interrupts(),
-                      partition_.hypervisor(), partition_.synic(), console,             *this},
-      devices_(devices::device_catalog(), device_context_) {
+    : config_(spec.config), timeline_(timeline), partition_(spec.config, timeline),
+      device_context_{spec.config,       partition_.bus(),        partition_.memory(),
+                      partition_.interrupts(), partition_.hypervisor(), partition_.synic(),
+                      partition_.vm(),         spec.disks,              console,
+                      *this},
+      devices_(devices::device_catalog(), device_context_),
+      shutdown_timeout_ms_(spec.config.vmbus.shutdown_timeout_ms), shutdown_event_(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {
+    if (!shutdown_event_.valid()) throw_errno("eventfd for orderly shutdown");
     prepare_boot(spec);
+    if (!spec.config.control.socket.empty()) {
+        try {
+            control_server_ = std::make_unique<ControlServer>(
+                spec.config.control.socket, [this](const nlohmann::json& request) { return control(request); });
+        } catch (const HostError& error) {
+            throw HostError(error.code().value(), fmt::format("control.socket: {}", error.what()));
+        }
+        spdlog::info("control socket: {}", spec.config.control.socket.string());
+    }
 }
 
 Machine::~Machine() {
+    control_server_.reset();
     for (auto& vcpu : vcpus_) vcpu->kick();
 }
 
@@ -68,8 +69,10 @@ void Machine::prepare_boot(const MachineSpec& spec) {
 
     const uint32_t boot_flags = (spec.host.pvm ? uint32_t{abi::kBootFlagPvmHost} : 0u) |
                                 (spec.cpu_mode == GuestCpuMode::kPvm ? uint32_t{abi::kBootFlagUsePvm} : 0u);
+    const AcpiPlacement acpi = write_acpi_tables(memory, guest_topology(spec.config, memory.layout()),
+                                                 spec.config.machine.vcpus, spec.config.debug.corrupt_acpi_table);
     write_boot_info(memory, spec.kernel, layout,
-                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline});
+                    BootParameters{spec.config.machine.vcpus, boot_flags, tsc_khz_, spec.config.kernel.cmdline, acpi});
 }
 
 void Machine::create_vcpus(const MachineSpec& spec) {
@@ -86,7 +89,8 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         vcpu.sync_registers_on_exit();
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
         vcpus_.push_back(std::make_unique<VcpuThread>(
-            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor}));
+            std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_},
+            vcpu_host_node(spec.config.numa, index)));
     }
 }
 
@@ -95,25 +99,105 @@ RunOutcome Machine::run(const StopSignals& signals) {
     for (auto& vcpu : vcpus_) vcpu->launch();
     vcpus_.front()->release();
     wait_for_stop(signals);
+    control_server_.reset();  // no more requests while the VM goes away
     timeline_.mark_guest_stop();
     for (auto& vcpu : vcpus_) vcpu->kick();
     for (auto& vcpu : vcpus_) vcpu->join();
     devices_.stop_all();
+    logs_.report_suppressed();
     return control_.outcome();
 }
 
+// The main thread: waits for the stop request, stop signals, and the deadline of an orderly
+// shutdown in progress.
 void Machine::wait_for_stop(const StopSignals& signals) {
-    pollfd fds[2] = {{control_.stop_event_fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}};
+    pollfd fds[3] = {{control_.stop_event_fd(), POLLIN, 0}, {signals.fd(), POLLIN, 0}, {shutdown_event_.get(), POLLIN, 0}};
     while (!control_.stopping()) {
-        if (::poll(fds, 2, -1) < 0 && errno != EINTR) throw_errno("poll for VM stop");
-        if (fds[1].revents & POLLIN) {
-            if (auto signal = signals.read_signal()) {
-                spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(*signal));
-                control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + *signal,
-                                       fmt::format("stopped by SIG{}", ::sigabbrev_np(*signal))});
+        int timeout_ms = -1;
+        {
+            std::lock_guard lock(shutdown_mutex_);
+            if (shutdown_deadline_) {
+                const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*shutdown_deadline_ - BootTimeline::Clock::now());
+                if (left.count() <= 0) {
+                    const int signal = shutdown_signal_;
+                    control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + signal,
+                                           fmt::format("stopped by SIG{}: the guest did not shut down within {} ms",
+                                                       ::sigabbrev_np(signal), shutdown_timeout_ms_)});
+                    return;
+                }
+                timeout_ms = static_cast<int>(left.count());
             }
         }
+        if (::poll(fds, 3, timeout_ms) < 0 && errno != EINTR) throw_errno("poll for VM stop");
+        if (fds[2].revents & POLLIN) {
+            uint64_t ignored;
+            [[maybe_unused]] ssize_t got = ::read(shutdown_event_.get(), &ignored, sizeof ignored);
+        }
+        if (fds[1].revents & POLLIN)
+            if (auto signal = signals.read_signal()) on_stop_signal(*signal);
     }
+}
+
+// SIGTERM asks the guest to shut down in order (once; a second SIGTERM, or SIGINT, stops it at
+// once); without a shutdown service the VM stops at once with 128 + the signal.
+void Machine::on_stop_signal(int signal) {
+    bool in_progress;
+    {
+        std::lock_guard lock(shutdown_mutex_);
+        in_progress = shutdown_deadline_.has_value();
+    }
+    if (signal == SIGTERM && !in_progress && begin_orderly_shutdown(signal)) {
+        spdlog::info("SIGTERM received: asked the guest to shut down (stopping it in {} ms otherwise)", shutdown_timeout_ms_);
+        return;
+    }
+    spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(signal));
+    control_.request_stop({static_cast<int>(ExitStatus::kSignalBase) + signal,
+                           fmt::format("stopped by SIG{}", ::sigabbrev_np(signal))});
+}
+
+bool Machine::begin_orderly_shutdown(int signal) {
+    if (!devices_.request_guest_shutdown()) return false;
+    {
+        std::lock_guard lock(shutdown_mutex_);
+        if (!shutdown_deadline_) {
+            shutdown_deadline_ = BootTimeline::Clock::now() + std::chrono::milliseconds(shutdown_timeout_ms_);
+            shutdown_signal_ = signal;
+        }
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = ::write(shutdown_event_.get(), &one, sizeof one);
+    return true;
+}
+
+// Requests on the control socket (its thread). "status" and "shutdown" are the machine's; every
+// other command goes to the devices (channels, heartbeat, kvp: the root partition).
+nlohmann::json Machine::control(const nlohmann::json& request) {
+    const std::string command = request.value("command", "");
+    if (command == "status") return status();
+    if (command == "shutdown") {
+        if (control_.stopping()) return {{"ok", false}, {"error", "the VM is already stopping"}};
+        if (!begin_orderly_shutdown(SIGTERM))
+            return {{"ok", false}, {"error", "the guest has no shutdown service open; stop vmm with a signal instead"}};
+        return {{"ok", true}, {"deadline_ms", shutdown_timeout_ms_}};
+    }
+    if (auto answer = devices_.control(request)) return *answer;
+    return {{"ok", false}, {"error", "unknown command \"" + command + "\""}};
+}
+
+nlohmann::json Machine::status() const {
+    const auto uptime = std::chrono::duration_cast<std::chrono::milliseconds>(BootTimeline::Clock::now() - started_);
+    nlohmann::json devices = nlohmann::json::array();
+    for (const auto& name : devices_.names()) devices.push_back(name);
+    uint32_t started = 0;
+    for (const auto& vcpu : vcpus_) started += vcpu->started();
+    return {{"ok", true},
+            {"state", control_.stopping() ? "stopping" : "running"},
+            {"uptime_ms", uptime.count()},
+            {"vcpus", vcpus_.size()},
+            {"vcpus_started", started},
+            {"memory_mib", partition_.memory().size() >> 20},
+            {"guest_main_reached", timeline_.milestone_ms(abi::BootPhase::kKernelMain).has_value()},
+            {"devices", devices}};
 }
 
 void Machine::on_guest_exit(uint32_t exit_code) {
@@ -126,23 +210,30 @@ void Machine::on_guest_exit(uint32_t exit_code) {
         control_.request_stop(RunOutcome::with(ExitStatus::kGuestFailure, "guest reported failure"));
         return;
     case abi::GuestExitCode::kCrash:
-        control_.request_stop(describe_guest_crash());
+        control_.request_stop(RunOutcome::with(
+            ExitStatus::kGuestCrash,
+            describe_guest_crash(read_guest_report(partition_.memory()).crash, static_cast<uint32_t>(vcpus_.size()))));
         return;
     }
     control_.request_stop(RunOutcome::with(
         ExitStatus::kGuestFailure, fmt::format("guest wrote unknown exit code {:#x} to the debug-exit port", exit_code)));
 }
 
+void Machine::stop_for_host_error(std::string reason) {
+    control_.request_stop(RunOutcome::with(ExitStatus::kHostError, std::move(reason)));
+}
+
 void Machine::on_boot_milestone(uint32_t phase) {
     if (phase < abi::kBootPhaseCount) timeline_.mark_milestone(static_cast<abi::BootPhase>(phase));
-    else spdlog::debug("guest marked unknown boot phase {}", phase);
+    else logs_.unknown_milestones.log("guest marked unknown boot phase {}", phase);
 }
 
 void Machine::on_start_vcpu(uint32_t request_gpa) {
     constexpr uint64_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
     auto bytes = partition_.memory().translate(request_gpa, sizeof(abi::VcpuStartRequest));
     if (!bytes) {
-        spdlog::debug("guest asked to start a vCPU with a request at {:#x}, which is not guest RAM", request_gpa);
+        logs_.unreachable_start_requests.log(
+            "guest asked to start a vCPU with a request at {:#x}, which is not guest RAM", request_gpa);
         return;  // nowhere to write a status
     }
     abi::VcpuStartStatus status = abi::VcpuStartStatus::kInvalidRequest;
@@ -153,7 +244,8 @@ void Machine::on_start_vcpu(uint32_t request_gpa) {
     }
     std::memcpy(bytes->data() + kStatusOffset, &status, sizeof status);
     if (status != abi::VcpuStartStatus::kStarted)
-        spdlog::debug("start of vCPU {} refused (status {})", request.vcpu_index, static_cast<uint32_t>(status));
+        logs_.refused_start_requests.log("start of vCPU {} refused (status {})", request.vcpu_index,
+                                         static_cast<uint32_t>(status));
 }
 
 abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
@@ -171,44 +263,37 @@ abi::VcpuStartStatus Machine::start_vcpu(const abi::VcpuStartRequest& request) {
     return abi::VcpuStartStatus::kStarted;
 }
 
-abi::GuestReport Machine::read_guest_report() const {
-    abi::GuestReport report;
-    std::memcpy(&report, partition_.memory().span(abi::kGuestReportGpa, sizeof report).data(), sizeof report);
-    if (report.magic != abi::kGuestReportMagic) std::memset(&report, 0, sizeof report);
-    return report;
-}
-
-RunOutcome Machine::describe_guest_crash() const {
-    const abi::CrashRecord crash = read_guest_report().crash;
-    switch (crash.kind) {
-    case abi::CrashKind::kException: {
-        const std::string diagnosis = sanitize(crash.message, sizeof crash.message);
-        return RunOutcome::with(
-            ExitStatus::kGuestCrash,
-            fmt::format("guest crash on vCPU {}: unhandled exception {} (vector {}, error code {:#x}) at RIP {:#018x}, "
-                        "CR2 {:#x}{}{}", crash.cpu, exception_mnemonic(crash.vector), crash.vector, crash.error_code,
-                        crash.rip, crash.cr2, diagnosis.empty() ? "" : ": ", diagnosis));
+// Host placement of guest RAM and vCPU threads, then the guest's own per-node allocation counters
+// (from the report page: untrusted, so the node count is bounded before use).
+std::vector<std::string> Machine::describe_numa(const abi::GuestReport& guest) const {
+    std::vector<std::string> lines = describe_memory_placement(partition_.memory(), config_.numa);
+    if (config_.numa.pin_vcpus) {
+        for (const auto& vcpu : vcpus_)
+            lines.push_back(fmt::format("vcpu{}: pinned to host node {}, runs on host CPUs {}", vcpu->vcpu().index(),
+                                        vcpu->host_node() ? std::to_string(*vcpu->host_node()) : "none",
+                                        cpu_list_text(vcpu->host_cpus())));
     }
-    case abi::CrashKind::kPanic:
-        return RunOutcome::with(ExitStatus::kGuestCrash,
-                                fmt::format("guest panic on vCPU {}: {} (RIP {:#018x})", crash.cpu,
-                                            sanitize(crash.message, sizeof crash.message), crash.rip));
-    default:
-        return RunOutcome::with(ExitStatus::kGuestCrash, "guest reported a crash but left no crash record");
+    if (guest.numa_node_count == 0 || guest.numa_node_count > abi::kMaxReportedNumaNodes) return lines;
+    lines.push_back("guest page allocations by node at exit (pages; reported by the guest):");
+    lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", "node", "hit", "miss", "foreign",
+                                "local", "other", "migrated-in", "free / managed"));
+    for (uint32_t node = 0; node < guest.numa_node_count; ++node) {
+        const abi::NumaNodeCounters& c = guest.numa_nodes[node];
+        lines.push_back(fmt::format("  {:>4} {:>12} {:>12} {:>12} {:>12} {:>12} {:>12} {:>18}", node, c.hit, c.miss, c.foreign,
+                                    c.local, c.other, c.migrated_in, fmt::format("{} / {}", c.free_pages, c.managed_pages)));
     }
+    return lines;
 }
 
 void Machine::print_report() {
-    const abi::GuestReport guest = read_guest_report();
+    const abi::GuestReport guest = read_guest_report(partition_.memory());
     std::array<uint64_t, abi::kBootPhaseCount> phase_tsc{};
     std::copy(std::begin(guest.phase_tsc), std::end(guest.phase_tsc), phase_tsc.begin());
 
     RunReport report;
     report.timeline = timeline_.entries(phase_tsc, tsc_khz_);
     report.guest_main_ms = timeline_.milestone_ms(abi::BootPhase::kKernelMain);
-    report.guest_platform = guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kPvm)       ? "pvm"
-                            : guest.platform == static_cast<uint32_t>(abi::GuestPlatform::kClassic) ? "classic"
-                                                                                                     : "unknown";
+    report.guest_platform = describe_guest_platform(guest.platform);
     ExitCounters exits;
     for (const auto& vcpu : vcpus_) {
         exits.merge(vcpu->exit_counters());
@@ -217,6 +302,7 @@ void Machine::print_report() {
     report.vmm_exit_counts = exits.counts();
     for (const auto& [name, count] : partition_.hypervisor().final_call_counts()) report.hypercalls.emplace_back(name, count);
     report.devices = devices_.reports();
+    report.numa = describe_numa(guest);
     report.kvm_vm_counters = partition_.vm_counters();
     print_run_report(report, stderr);
 }

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <vector>
 
 #include "boot/elf_loader.h"
@@ -13,10 +15,13 @@
 #include "device.h"
 #include "device_list.h"
 #include "host/host_platform.h"
+#include "control/control_server.h"
 #include "machine/partition.h"
+#include "log/guest_triggered_logs.h"
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
+#include "storage/disk_image.h"
 
 namespace hvkvm::vmm {
 
@@ -27,6 +32,7 @@ struct MachineSpec {
     const KernelImage& kernel;
     GuestCpuMode cpu_mode;
     HostPlatform host;
+    std::vector<DiskImage>& disks;  // opened and locked; devices take the ones on their bus
 };
 
 class Machine final : private devices::PartitionControl {
@@ -45,21 +51,40 @@ private:
     void on_guest_exit(uint32_t exit_code) override;
     void on_boot_milestone(uint32_t phase) override;
     void on_start_vcpu(uint32_t request_gpa) override;
+    void stop_for_host_error(std::string reason) override;
 
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);
     void prepare_boot(const MachineSpec& spec);
-    RunOutcome describe_guest_crash() const;
-    abi::GuestReport read_guest_report() const;
+    std::vector<std::string> describe_numa(const abi::GuestReport& guest) const;
     void wait_for_stop(const StopSignals& signals);
+    void on_stop_signal(int signal);
+    // Asks the guest to shut down in order (through a device: the shutdown integration service);
+    // false if nothing could ask it. `signal` is the status to stop with at the deadline.
+    bool begin_orderly_shutdown(int signal);
+    nlohmann::json control(const nlohmann::json& request);
+    nlohmann::json status() const;
 
+    const VmConfig& config_;
     BootTimeline& timeline_;
     RunControl control_;
+    GuestTriggeredLogs logs_;  // rate limits for every log line a guest can trigger
     Partition partition_;
     devices::DeviceContext device_context_;
     devices::DeviceList devices_;
     uint64_t tsc_khz_ = 0;
+    uint32_t shutdown_timeout_ms_ = 0;
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+    const BootTimeline::Clock::time_point started_ = BootTimeline::Clock::now();
+
+    // An orderly shutdown in progress: the deadline, and the signal whose status the VMM exits with
+    // if the guest ignores it (SIGTERM for `vmm ctl ... shutdown` too).
+    // Set by the main thread or the control thread; the main thread watches shutdown_event_.
+    std::mutex shutdown_mutex_;
+    std::optional<BootTimeline::Clock::time_point> shutdown_deadline_;
+    int shutdown_signal_ = 0;
+    UniqueFd shutdown_event_;
+    std::unique_ptr<ControlServer> control_server_;  // last: stops before what it uses
 };
 
 }  // namespace hvkvm::vmm

@@ -9,6 +9,7 @@
 
 #include "hvkvm/abi/hypercall.h"
 #include "kvm/kvm_error.h"
+#include "machine/numa_placement.h"
 #include "stats/boot_timeline.h"
 
 namespace hvkvm::vmm {
@@ -54,8 +55,9 @@ MemoryLayout memory_layout_for(const VmConfig& config) {
 Partition::Partition(const VmConfig& config, BootTimeline& timeline)
     : kvm_(Kvm::open()), vm_(create_vm_with_irqchip(kvm_)),
       memory_(GuestMemory::create(memory_layout_for(config))), vm_stats_(vm_.stats_fd()) {
+    bind_guest_memory(memory_, config.numa);  // before KVM or the loader touches a page
     timeline.mark_vmm_step("VM and guest RAM created");
-    memory_.register_with(vm_);
+    vm_.map_guest_memory(memory_);
     interrupts_ = std::make_unique<InterruptController>(vm_);
     synic_ = std::make_unique<Synic>(config.machine.vcpus, memory_, *interrupts_);
     hypervisor_ = std::make_unique<Hypervisor>(HypervisorConfig{config.machine.vcpus}, memory_, synic_.get());

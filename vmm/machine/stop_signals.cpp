@@ -18,7 +18,13 @@ StopSignals::StopSignals() {
     if (!fd_.valid()) throw_errno("signalfd for SIGINT/SIGTERM");
 }
 
-StopSignals::~StopSignals() { ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr); }
+StopSignals::~StopSignals() {
+    // A signal that arrived after the run ended has nothing left to stop: consume it rather than
+    // let it kill the process when the mask is restored.
+    while (read_signal()) {
+    }
+    ::pthread_sigmask(SIG_SETMASK, &previous_mask_, nullptr);
+}
 
 std::optional<int> StopSignals::read_signal() const {
     signalfd_siginfo info{};

@@ -8,10 +8,16 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "exits/guest_code.h"
+#include "device.h"
 #include "exits/io_bus.h"
+#include "exits/pio_exit.h"
 #include "hvkvm/abi/hypercall.h"
+#include "hvkvm/numa/host/host_numa.h"
 #include "hypercalls/hypervisor.h"
+#include "hypercalls/page_exit.h"
 #include "kvm/kvm_error.h"
+#include "log/guest_triggered_logs.h"
 #include "machine/run_control.h"
 #include "stats/boot_timeline.h"
 
@@ -50,16 +56,20 @@ const char* exit_reason_name(uint32_t reason) {
     }
 }
 
-uint32_t load_le32(const uint8_t* data) {
-    uint32_t value;
-    std::memcpy(&value, data, sizeof value);  // x86: little-endian
-    return value;
+std::vector<uint32_t> thread_cpus(pthread_t thread) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (int error = ::pthread_getaffinity_np(thread, sizeof set, &set); error != 0)
+        throw HostError(error, "pthread_getaffinity_np of a vCPU thread");
+    std::vector<uint32_t> cpus;
+    for (uint32_t cpu = 0; cpu < CPU_SETSIZE; ++cpu)
+        if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
+    return cpus;
 }
-
 }  // namespace
 
-VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services)
-    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()) {}
+VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node)
+    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()), host_node_(host_node) {}
 
 VcpuThread::~VcpuThread() {
     if (thread_.joinable()) {
@@ -72,6 +82,10 @@ void VcpuThread::launch() {
     install_kick_handler();
     thread_ = std::thread([this] { thread_main(); });
     ::pthread_setname_np(thread_.native_handle(), fmt::format("vcpu{}", vcpu_.index()).c_str());
+    // Pinned here rather than by the thread itself so that a failure is the caller's exception; the
+    // thread waits at its gate until release(), so it never runs guest code unpinned.
+    if (host_node_) numa::host::pin_thread_to_node(thread_.native_handle(), *host_node_);
+    host_cpus_ = thread_cpus(thread_.native_handle());
 }
 
 void VcpuThread::release() { gate_.open(); }
@@ -143,34 +157,50 @@ void VcpuThread::handle_exit() {
 }
 
 void VcpuThread::handle_io() {
-    kvm_run& run = vcpu_.run_state();
-    auto* data = reinterpret_cast<uint8_t*>(&run) + run.io.data_offset;
-    const uint16_t port = run.io.port;
-    if (run.io.direction == KVM_EXIT_IO_OUT && run.io.count == 1 && handle_hypercall_port(port, data, run.io.size)) return;
+    const std::optional<PioExit> exit = decode_pio_exit(vcpu_.run_area());
+    if (!exit) {
+        services_.control.request_stop(RunOutcome::with(
+            ExitStatus::kHostError, fmt::format("vCPU {}: KVM reported a malformed PIO exit", vcpu_.index())));
+        return;
+    }
+    if (is_hypercall(*exit)) {
+        handle_hypercall_port(*exit);
+        return;
+    }
+    const uint16_t port = exit->port;
+    const bool out = exit->direction == PioDirection::kOut;
     bool claimed = true;
-    for (uint32_t i = 0; i < run.io.count; ++i, data += run.io.size) {
-        if (run.io.direction == KVM_EXIT_IO_OUT)
-            claimed = services_.bus.pio_write(port, {data, run.io.size});
-        else
-            claimed = services_.bus.pio_read(port, {data, run.io.size});
+    for (uint32_t i = 0; i < exit->count; ++i) {
+        const std::span<uint8_t> element = exit->data.subspan(size_t{i} * exit->size, exit->size);
+        claimed = out ? services_.bus.pio_write(port, element) : services_.bus.pio_read(port, element);
     }
     if (claimed) {
         exit_counters_.count_pio(services_.bus.pio_handler_name(port));
     } else {
         exit_counters_.count("pio unclaimed");
-        spdlog::debug("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
-                      run.io.direction == KVM_EXIT_IO_OUT ? "write" : "read");
+        services_.logs.unclaimed_ports.log("vCPU {}: unclaimed port {:#x} ({})", vcpu_.index(), port,
+                                           out ? "write" : "read");
     }
+}
+
+// Only the hypercall page's own `out` is a hypercall (hypercalls/page_exit.h). Reading the
+// instruction back needs the vCPU's paging registers, an ioctl, so the exit record is checked
+// first.
+bool VcpuThread::is_hypercall(const PioExit& exit) {
+    if (!is_hypercall_page_port(exit.port) || !exit.is_single(PioDirection::kOut, 4)) return false;
+    const kvm_regs& regs = vcpu_.synced_registers();
+    const GuestCode code = read_guest_code(services_.memory, paging_state(vcpu_.sregs()), regs.rip);
+    return is_hypercall_page_out(exit, code, static_cast<uint16_t>(regs.rdx), services_.hypervisor);
 }
 
 // The hypercall page's ports (hvkvm/abi/hypercall.h): the generic hypercall exit, and the two
 // doorbells when no ioeventfd matched. Results go back in RAX (and RCX = 1 for doorbells) through
 // the synced registers.
-bool VcpuThread::handle_hypercall_port(uint16_t port, const uint8_t* data, uint32_t size) {
+void VcpuThread::handle_hypercall_port(const PioExit& exit) {
     namespace hv = abi::hv;
-    if (port != hv::kHypercallPort && port != hv::kSignalEventPort && port != hv::kKickVpPort) return false;
+    const uint16_t port = exit.port;
     kvm_regs& regs = vcpu_.synced_registers();
-    const uint32_t value = size == 4 ? load_le32(data) : 0;
+    const auto value = static_cast<uint32_t>(devices::load_le(exit.data));
     Hypervisor& hypervisor = services_.hypervisor;
     if (port == hv::kHypercallPort) {
         exit_counters_.count_pio("hypercall");
@@ -185,7 +215,6 @@ bool VcpuThread::handle_hypercall_port(uint16_t port, const uint8_t* data, uint3
         regs.rcx = 1;
     }
     vcpu_.mark_registers_dirty();
-    return true;
 }
 
 void VcpuThread::handle_msr(bool write) {
@@ -202,7 +231,8 @@ void VcpuThread::handle_msr(bool write) {
             ok = true;
         }
     }
-    if (!ok) spdlog::debug("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
+    if (!ok)
+        services_.logs.faulting_msrs.log("vCPU {}: {} of MSR {:#x} faults", vcpu_.index(), write ? "write" : "read", msr);
     run.msr.error = ok ? 0 : 1;  // 1: KVM injects #GP
 }
 
@@ -213,8 +243,8 @@ void VcpuThread::handle_mmio() {
                                            : services_.bus.mmio_read(run.mmio.phys_addr, {run.mmio.data, length});
     exit_counters_.count(claimed ? "mmio" : "mmio unclaimed");
     if (!claimed)
-        spdlog::debug("vCPU {}: unclaimed MMIO {} at {:#x}", vcpu_.index(), run.mmio.is_write ? "write" : "read",
-                      run.mmio.phys_addr);
+        services_.logs.unclaimed_mmio.log("vCPU {}: unclaimed MMIO {} at {:#x}", vcpu_.index(),
+                                          run.mmio.is_write ? "write" : "read", run.mmio.phys_addr);
 }
 
 void VcpuThread::stop_for_guest_crash(const std::string& what) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <atomic>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -19,26 +20,34 @@ class IoBus;
 class RunControl;
 class BootTimeline;
 class Hypervisor;
+class GuestMemory;
+struct GuestTriggeredLogs;
+struct PioExit;
 
 struct VcpuServices {
     const IoBus& bus;
     RunControl& control;
     BootTimeline& timeline;
     Hypervisor& hypervisor;
+    const GuestMemory& memory;
+    GuestTriggeredLogs& logs;
 };
 
 class VcpuThread {
 public:
-    VcpuThread(Vcpu vcpu, VcpuServices services);
+    // `host_node`: pin the thread to that host NUMA node's CPUs (numa.pin_vcpus), else leave it
+    // to the host scheduler.
+    VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node = std::nullopt);
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
     ~VcpuThread();
 
     Vcpu& vcpu() { return vcpu_; }
 
-    void launch();   // creates the thread; it waits until release()
+    void launch();   // creates (and pins) the thread; it waits until release()
     // Claims the right to start this vCPU; false if it was claimed before (started already).
     bool claim_start() { return !start_claimed_.exchange(true); }
+    bool started() const { return start_claimed_.load(); }
     void release();  // the vCPU's state is set: enter the guest
     void kick();     // leave KVM_RUN (or the start gate) promptly; used to stop the VM
     void join();
@@ -46,13 +55,17 @@ public:
     // Valid after join().
     const ExitCounters& exit_counters() const { return exit_counters_; }
     std::vector<KvmStat> kvm_counters() const { return kvm_stats_.read_counters(); }
+    std::optional<uint32_t> host_node() const { return host_node_; }
+    // The host CPUs the thread may run on, read back from the kernel after launch().
+    const std::vector<uint32_t>& host_cpus() const { return host_cpus_; }
 
 private:
     void thread_main();
     void run_loop();
     void handle_exit();
     void handle_io();
-    bool handle_hypercall_port(uint16_t port, const uint8_t* data, uint32_t size);
+    bool is_hypercall(const PioExit& exit);
+    void handle_hypercall_port(const PioExit& exit);
     void handle_mmio();
     void handle_msr(bool write);
     void stop_for_guest_crash(const std::string& what);
@@ -64,6 +77,8 @@ private:
     std::thread thread_;
     StartGate gate_;
     std::atomic<bool> start_claimed_{false};
+    std::optional<uint32_t> host_node_;
+    std::vector<uint32_t> host_cpus_;
 };
 
 }  // namespace hvkvm::vmm

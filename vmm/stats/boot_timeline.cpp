@@ -55,6 +55,10 @@ std::vector<BootTimeline::Entry> BootTimeline::entries(
     const auto anchor_index = static_cast<uint32_t>(abi::BootPhase::kKernelMain);
     const auto& anchor = milestones_[anchor_index];
     const uint64_t anchor_tsc = phase_tsc[anchor_index];
+    // The guest ran from the first KVM_RUN to its stop; its stamps can only lie in between.
+    const double run_start = first_run_ ? ms_since_start(*first_run_) : 0.0;
+    const double run_end = guest_stop_ ? ms_since_start(*guest_stop_) : ms_since_start(Clock::now());
+    std::vector<Entry> invalid;
     for (uint32_t i = 0; i < abi::kBootPhaseCount; ++i) {
         const char* label = boot_phase_name(static_cast<abi::BootPhase>(i));
         if (milestones_[i]) {
@@ -62,11 +66,14 @@ std::vector<BootTimeline::Entry> BootTimeline::entries(
         } else if (anchor && anchor_tsc && phase_tsc[i] && tsc_khz) {
             const double delta_ms = (static_cast<double>(phase_tsc[i]) - static_cast<double>(anchor_tsc)) /
                                     static_cast<double>(tsc_khz);
-            result.push_back({label, ms_since_start(*anchor) + delta_ms, "tsc"});
+            const double ms = ms_since_start(*anchor) + delta_ms;
+            if (ms >= run_start && ms <= run_end) result.push_back({label, ms, "tsc"});
+            else invalid.push_back({label, 0.0, "tsc", false});
         }
     }
     if (guest_stop_) result.push_back({"guest stop", ms_since_start(*guest_stop_), "vmm"});
     std::stable_sort(result.begin(), result.end(), [](const Entry& a, const Entry& b) { return a.ms < b.ms; });
+    result.insert(result.end(), invalid.begin(), invalid.end());
     return result;
 }
 

@@ -36,8 +36,11 @@ public:
         std::string label;
         double ms;
         const char* source;  // "vmm", "exit" (milestone exit), "tsc" (guest TSC stamp)
+        bool valid = true;   // false: a guest TSC stamp that would lie outside the run (ms meaningless)
     };
-    // All known events in time order. `phase_tsc` and `tsc_khz` come from the guest report.
+    // All known events in time order. `phase_tsc` and `tsc_khz` come from the guest report, which
+    // the guest can forge: a stamp placed before the first KVM_RUN or after the guest stopped is
+    // listed last, as invalid.
     std::vector<Entry> entries(const std::array<uint64_t, abi::kBootPhaseCount>& phase_tsc,
                                uint64_t tsc_khz) const;
 

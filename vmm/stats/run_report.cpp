@@ -23,8 +23,10 @@ void print_counters(std::FILE* out, const std::vector<KvmStat>& counters) {
 
 void print_run_report(const RunReport& report, std::FILE* out) {
     fmt::print(out, "--- boot timeline (ms since VMM start; source: vmm clock, guest milestone exit, guest TSC)\n");
-    for (const auto& entry : report.timeline)
-        fmt::print(out, "  {:>9.3f}  {:<40} [{}]\n", entry.ms, entry.label, entry.source);
+    for (const auto& entry : report.timeline) {
+        if (entry.valid) fmt::print(out, "  {:>9.3f}  {:<40} [{}]\n", entry.ms, entry.label, entry.source);
+        else fmt::print(out, "  {:>9}  {:<40} [{}: the guest's stamp lies outside the run]\n", "invalid", entry.label, entry.source);
+    }
     if (report.guest_main_ms)
         fmt::print(out, "guest main reached {:.1f} ms after VMM start (guest platform: {})\n", *report.guest_main_ms,
                    report.guest_platform);
@@ -43,6 +45,10 @@ void print_run_report(const RunReport& report, std::FILE* out) {
     if (!report.devices.empty()) {
         fmt::print(out, "--- devices\n");
         for (const auto& [device, line] : report.devices) fmt::print(out, "  {:<20}  {}\n", device, line);
+    }
+    if (!report.numa.empty()) {
+        fmt::print(out, "--- virtual NUMA\n");
+        for (const auto& line : report.numa) fmt::print(out, "  {}\n", line);
     }
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), all vCPUs\n");
     print_counters(out, report.kvm_vcpu_counters);

@@ -22,6 +22,7 @@ struct RunReport {
     std::vector<std::pair<std::string, uint64_t>> hypercalls;
     std::vector<std::pair<std::string, std::string>> devices;  // (device, its report line)
     std::string guest_platform;
+    std::vector<std::string> numa;  // host placement of RAM and vCPUs, the guest's per-node counters
 };
 
 void print_run_report(const RunReport& report, std::FILE* out);

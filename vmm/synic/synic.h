@@ -32,23 +32,13 @@
 #include "hvkvm/abi/boot.h"
 #include "hvkvm/abi/synic.h"
 #include "kvm/unique_fd.h"
+#include "synic/synic_shared_state.h"
 
 namespace hvkvm::vmm {
 
 class GuestMemory;
 class MsiLine;
 class MsiLines;
-
-// The page shared (read-only) with the root partition. Written with release stores; a reader
-// loads each field with acquire. A SIEFP address of 0 means "disabled": do not set flags.
-struct SynicSharedState {
-    static constexpr uint64_t kMagic = 0x5354415443494e59ull;  // "YNICTATS"
-    uint64_t magic;
-    uint32_t vp_count;
-    uint32_t reserved;
-    uint64_t siefp_gpa[abi::kMaxVcpus];
-};
-static_assert(sizeof(SynicSharedState) <= abi::kPageSize);
 
 class Synic {
 public:

@@ -48,8 +48,11 @@ public:
 
     template <typename T>
     void append(const T& value) {
-        const auto* first = reinterpret_cast<const uint8_t*>(&value);
-        bytes_.insert(bytes_.end(), first, first + sizeof(T));
+        // resize + memcpy rather than insert(): GCC 12 warns (-Wstringop-overflow, wrongly) about
+        // inserting into the empty vector in the constructor.
+        const size_t at = bytes_.size();
+        bytes_.resize(at + sizeof(T));
+        std::memcpy(bytes_.data() + at, &value, sizeof(T));
     }
     void append_bytes(const std::vector<uint8_t>& values) { bytes_.insert(bytes_.end(), values.begin(), values.end()); }
 

@@ -25,6 +25,10 @@ static_assert(sizeof(PvmControlPage) == 4096);
 struct PerCpu {
     PerCpu* self;                    // %gs:0, so this_cpu() is one load
     uint32_t index;                  // vCPU index (= initial APIC ID)
+    uint32_t node;                   // this CPU's NUMA node (set by mm for every CPU at boot)
+    // The node the running thread's memory comes from: its ideal node, which may differ from
+    // `node` when it runs away from its ideal processor. Set by the scheduler at every switch.
+    uint32_t memory_node;
     bool crashing;                   // set while reporting a fatal exception on this CPU
     bool need_resched;               // run the scheduler when the current interrupt returns
     PvmControlPage* pvm_control;     // null on the classic platform

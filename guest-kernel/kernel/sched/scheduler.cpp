@@ -10,6 +10,7 @@
 #include "kernel/sched/scheduler_internal.h"
 #include "kernel/sched/timer.h"
 #include "kernel/sync/cross_call.h"
+#include "mm/node_topology.h"
 
 extern "C" hvkvm::guest::sched::Thread* switch_context(uint64_t* save_rsp, uint64_t new_rsp,
                                                         hvkvm::guest::sched::Thread* previous);
@@ -28,6 +29,12 @@ struct CpuScheduler {
     uint64_t switches = 0;
     uint64_t steals = 0;
     uint64_t halts = 0;
+    uint64_t sent_home = 0;  // preempted threads moved to an idle CPU of their ideal node
+    // The ideal node of the thread running here if that is not this CPU's node, else kNoNode:
+    // what an idle CPU of that node looks for (a number, not the thread: it may be gone).
+    uint32_t running_away_from = mm::kNoNode;
+    uint64_t last_nudge_ns = 0;  // when this CPU, idle, last asked another to send a thread home
+    uint64_t nudges = 0;
 };
 
 CpuScheduler cpus[abi::kMaxVcpus];
@@ -47,19 +54,70 @@ bool cpu_is_idle(uint32_t cpu) {
 
 namespace {
 
-// Ideal processor if it is idle; else any idle CPU the thread may use; else the ideal processor
-// (or, if it may not run there, the first CPU it may).
+// The idle CPU among `allowed` nearest to `node` (lowest distance, then lowest number), or kAnyCpu.
+uint32_t nearest_idle_cpu(uint64_t allowed, uint32_t node) {
+    uint32_t best = kAnyCpu;
+    uint32_t best_distance = 0;
+    for (uint64_t rest = allowed; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (!cpu_is_idle(cpu)) continue;
+        const uint32_t distance = mm::node_distance(node, mm::node_of_cpu(cpu));
+        if (best == kAnyCpu || distance < best_distance) {
+            best = cpu;
+            best_distance = distance;
+        }
+    }
+    return best;
+}
+
+// As Windows chooses (Server 2008): the ideal processor if it is idle; else an idle CPU of the
+// ideal node, so that the thread stays with its memory; else the idle CPU nearest to that node;
+// else the ideal processor anyway (or, if it may not run there, a CPU of its ideal node, or the
+// first CPU it may use). A thread placed off its node still allocates from its ideal node.
 uint32_t select_cpu(const Thread& thread) {
     const uint64_t candidates = thread.affinity & smp::online_mask();
     if (candidates == 0) panic("thread %s may run on no online CPU", thread.name);
-    const uint32_t ideal = thread.ideal_cpu;
+    const uint32_t ideal = __atomic_load_n(&thread.ideal_cpu, __ATOMIC_RELAXED);
+    const uint32_t node = __atomic_load_n(&thread.ideal_node, __ATOMIC_RELAXED);
     const bool ideal_allowed = ideal < abi::kMaxVcpus && ((candidates >> ideal) & 1);
     if (ideal_allowed && cpu_is_idle(ideal)) return ideal;
-    for (uint64_t rest = candidates; rest; rest &= rest - 1) {
+    const uint64_t node_candidates = candidates & mm::cpus_of_node(node).bits();
+    for (uint64_t rest = node_candidates; rest; rest &= rest - 1) {
         const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
         if (cpu_is_idle(cpu)) return cpu;
     }
-    return ideal_allowed ? ideal : static_cast<uint32_t>(__builtin_ctzll(candidates));
+    if (const uint32_t cpu = nearest_idle_cpu(candidates & ~node_candidates, node); cpu != kAnyCpu) return cpu;
+    if (ideal_allowed) return ideal;
+    return static_cast<uint32_t>(__builtin_ctzll(node_candidates ? node_candidates : candidates));
+}
+
+// True if `cpu` runs a thread away from that thread's ideal node and has nothing queued: a thread
+// that belongs there may take its place, since the visitor will itself go home or be nudged.
+bool cpu_runs_a_visitor(uint32_t cpu) {
+    return __atomic_load_n(&cpus[cpu].running_away_from, __ATOMIC_RELAXED) != mm::kNoNode && cpus[cpu].run_queue.empty();
+}
+
+// For a thread preempted on a CPU outside its ideal node: a CPU of that node it may use where it
+// should continue (its ideal processor first): an idle one, else one running another node's
+// thread (so that threads which all started on each other's nodes sort themselves out); kAnyCpu
+// to stay here.
+uint32_t cpu_to_return_home(const Thread& thread, uint32_t current) {
+    const uint32_t node = __atomic_load_n(&thread.ideal_node, __ATOMIC_RELAXED);
+    if (mm::node_of_cpu(current) == node) return kAnyCpu;
+    const uint64_t home_cpus = thread.affinity & smp::online_mask() & mm::cpus_of_node(node).bits();
+    const uint32_t ideal = __atomic_load_n(&thread.ideal_cpu, __ATOMIC_RELAXED);
+    const bool ideal_allowed = ideal < abi::kMaxVcpus && ((home_cpus >> ideal) & 1);
+    if (ideal_allowed && cpu_is_idle(ideal)) return ideal;
+    for (uint64_t rest = home_cpus; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (cpu_is_idle(cpu)) return cpu;
+    }
+    if (ideal_allowed && cpu_runs_a_visitor(ideal)) return ideal;
+    for (uint64_t rest = home_cpus; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (cpu_runs_a_visitor(cpu)) return cpu;
+    }
+    return kAnyCpu;
 }
 
 // Makes sure `cpu` notices new work in its run queue.
@@ -81,25 +139,59 @@ void enqueue(uint32_t cpu, Thread& thread) {
     kick(cpu);
 }
 
-// An idle CPU takes a thread waiting behind a running one on another CPU. Threads queued on a CPU
+// An idle CPU takes a thread waiting behind a running one on another CPU: first from CPUs of its
+// own node (the thread stays near its memory), then from the others. Threads queued on a CPU
 // that is idle (and being woken to run them) are left alone: taking them would only race that CPU
 // and move the thread off its ideal processor.
-Thread* steal(uint32_t self) {
-    const uint64_t others = smp::online_mask() & ~(1ull << self);
-    for (uint64_t rest = others; rest; rest &= rest - 1) {
+Thread* steal_from(uint32_t self, uint64_t victims) {
+    for (uint64_t rest = victims; rest; rest &= rest - 1) {
         const auto victim_index = static_cast<uint32_t>(__builtin_ctzll(rest));
         CpuScheduler& victim = cpus[victim_index];
         if (victim.run_queue.empty()) continue;  // racy peeks; the queue is checked again under the lock
         if (__atomic_load_n(&per_cpu(victim_index).current_thread, __ATOMIC_RELAXED) == victim.idle) continue;
         SpinLockGuard guard(victim.lock);
         for (Thread* thread = victim.run_queue.front(); thread; thread = victim.run_queue.next_of(*thread)) {
-            if (!cpu_allowed(*thread, self)) continue;
+            // A thread on its way back to its ideal node waits there for its turn (at most a slice):
+            // stealing it would only send it away again.
+            if (!cpu_allowed(*thread, self) || thread->going_home) continue;
             victim.run_queue.remove(*thread);
             ++cpus[self].steals;
             return thread;
         }
     }
     return nullptr;
+}
+
+Thread* steal(uint32_t self) {
+    const uint64_t others = smp::online_mask() & ~(1ull << self);
+    const uint64_t same_node = others & mm::cpus_of_node(this_cpu().node).bits();
+    if (Thread* thread = steal_from(self, same_node)) return thread;
+    return steal_from(self, others & ~same_node);
+}
+
+// An idle CPU asks a CPU running a thread whose ideal node is this CPU's node (while that CPU is
+// on another node) to reschedule now, rather than at the end of its slice: the preempted thread
+// then comes here (cpu_to_return_home). At most once per time slice, so a thread that may not run
+// here (its affinity) costs one IPI per slice at worst.
+void nudge_a_thread_home(uint32_t self, CpuScheduler& scheduler) {
+    const uint32_t node = this_cpu().node;
+    const uint64_t now = time::now_ns();
+    if (now - scheduler.last_nudge_ns < kTimeSliceNs) return;
+    const uint64_t others = smp::online_mask() & ~(1ull << self);
+    for (uint64_t rest = others; rest; rest &= rest - 1) {
+        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+        if (__atomic_load_n(&cpus[cpu].running_away_from, __ATOMIC_RELAXED) != node) continue;
+        scheduler.last_nudge_ns = now;
+        ++scheduler.nudges;
+        apic::send_ipi(cpu, x86::kRescheduleVector);
+        return;
+    }
+}
+
+void note_placement(CpuScheduler& scheduler, const Thread& running) {
+    const uint32_t node = __atomic_load_n(&running.ideal_node, __ATOMIC_RELAXED);
+    __atomic_store_n(&scheduler.running_away_from, running.is_idle || node == this_cpu().node ? mm::kNoNode : node,
+                     __ATOMIC_RELAXED);
 }
 
 void on_slice_expired(Timer&) { this_cpu().need_resched = true; }
@@ -123,6 +215,7 @@ void adopt_current_context_as_idle() {
     idle.on_cpu = true;
     idle.affinity = 1ull << index;
     idle.ideal_cpu = idle.last_cpu = index;
+    idle.ideal_node = this_cpu().node;
     idle.switched_in_ns = time::now_ns();
     const char name[] = "idle";
     for (size_t i = 0; i < sizeof name; ++i) idle.name[i] = name[i];
@@ -163,20 +256,32 @@ void schedule() {
     __atomic_store_n(&scheduler.halted, false, __ATOMIC_RELAXED);  // woken from the idle halt, if it was there
 
     Thread* next;
+    uint32_t send_home_to = kAnyCpu;
     {
         SpinLockGuard guard(scheduler.lock);
-        // A running thread that is merely preempted goes to the back of the queue; a blocked one
-        // waits for its wake-up; one woken while still here is already queued by its waker.
+        // A running thread that is merely preempted goes to the back of the queue (or, if it runs
+        // away from its ideal node and a CPU there can take it, back home); a blocked one waits
+        // for its wake-up; one woken while still here is already queued by its waker.
         if (__atomic_load_n(&previous->state, __ATOMIC_RELAXED) == ThreadState::kRunning && !previous->is_idle) {
             previous->state = ThreadState::kRunnable;
-            scheduler.run_queue.push_back(*previous);
+            send_home_to = cpu_to_return_home(*previous, index);
+            if (send_home_to == kAnyCpu) scheduler.run_queue.push_back(*previous);
         }
         next = scheduler.run_queue.pop_front();
+    }
+    // That CPU takes it once this one has saved its context (on_cpu), like any thread woken while
+    // switching out. One run-queue lock at a time: this CPU's is released.
+    if (send_home_to != kAnyCpu) {
+        ++scheduler.sent_home;
+        previous->going_home = true;  // read by thieves under the target queue's lock, taken in enqueue
+        enqueue(send_home_to, *previous);
     }
     if (!next) next = steal(index);
     if (!next) next = scheduler.idle;
     if (next == previous) {
         previous->state = ThreadState::kRunning;
+        this_cpu().memory_node = __atomic_load_n(&previous->ideal_node, __ATOMIC_RELAXED);
+        note_placement(scheduler, *previous);
         previous->switched_in_ns = now;
         if (!previous->is_idle) arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
         return;
@@ -189,12 +294,15 @@ void schedule() {
     while (__atomic_load_n(&next->on_cpu, __ATOMIC_ACQUIRE)) x86::pause();
     __atomic_store_n(&next->state, ThreadState::kRunning, __ATOMIC_RELAXED);
     next->on_cpu = true;
+    next->going_home = false;
     if (next->last_cpu != index) ++next->migrations;
     next->last_cpu = index;
     next->switched_in_ns = now;
     ++next->switches;
     ++scheduler.switches;
     this_cpu().current_thread = next;
+    this_cpu().memory_node = __atomic_load_n(&next->ideal_node, __ATOMIC_RELAXED);
+    note_placement(scheduler, *next);
     if (next->is_idle) cancel_timer(scheduler.slice_timer);
     else arm_timer(scheduler.slice_timer, now + kTimeSliceNs);
 
@@ -222,6 +330,7 @@ void idle_loop() {
         if (this_cpu().need_resched || !scheduler.run_queue.empty()) {
             schedule();
         } else {
+            nudge_a_thread_home(this_cpu().index, scheduler);
             __atomic_store_n(&scheduler.halted, true, __ATOMIC_RELAXED);
             __atomic_thread_fence(__ATOMIC_SEQ_CST);  // pairs with kick(): queue re-checked after `halted` is visible
             const bool work = !scheduler.run_queue.empty();
@@ -251,7 +360,8 @@ Thread* pop_zombie() {
 
 CpuSchedulerStats cpu_stats(uint32_t cpu) {
     const CpuScheduler& scheduler = cpus[cpu];
-    return {scheduler.switches, scheduler.steals, scheduler.halts, static_cast<uint32_t>(scheduler.run_queue.size())};
+    return {scheduler.switches, scheduler.steals,  scheduler.halts,
+            scheduler.sent_home, scheduler.nudges, static_cast<uint32_t>(scheduler.run_queue.size())};
 }
 
 }  // namespace hvkvm::guest::sched

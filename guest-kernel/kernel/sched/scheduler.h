@@ -1,6 +1,11 @@
 // The scheduler: per-CPU run queues (FIFO, round robin with a fixed time slice), an idle thread
 // per CPU that polls briefly and then halts, and idle CPUs that steal work from busy ones.
 //
+// NUMA: a thread is placed on its ideal processor if idle, else on an idle CPU of its ideal node,
+// else on the nearest idle CPU; a thread preempted away from its ideal node moves back as soon as
+// a CPU there is idle or runs another node's thread, and an idle CPU asks for such a thread to be
+// preempted early; idle CPUs steal from their own node first.
+//
 // Locking: each CPU's run queue has its own lock, always taken with interrupts disabled, and
 // never two at once. A thread is switched in only once its previous CPU has saved its context
 // (Thread::on_cpu), so a thread woken while still switching out cannot run twice.
@@ -42,6 +47,8 @@ struct CpuSchedulerStats {
     uint64_t switches;
     uint64_t steals;
     uint64_t halts;
+    uint64_t sent_home;  // threads preempted here, away from their ideal node, moved to an idle CPU there
+    uint64_t nudges;     // reschedules this CPU, idle, asked of a CPU running a thread of its node
     uint32_t queued;
 };
 CpuSchedulerStats cpu_stats(uint32_t cpu);

@@ -9,6 +9,9 @@
 #include "kernel/sched/scheduler_internal.h"
 #include "kernel/sched/thread.h"
 #include "arch/x86_64/time.h"
+#include "kernel/sync/cross_call.h"
+#include "mm/heap.h"
+#include "mm/node_topology.h"
 
 extern "C" char thread_entry_trampoline[];
 
@@ -32,7 +35,14 @@ void copy_name(char (&destination)[32], const char* source) {
 
 void destroy(Thread* thread) {
     mm::free_stack(thread->stack);
-    delete thread;
+    thread->~Thread();
+    mm::free(thread);
+}
+
+// The Thread object on its ideal node, like the stack.
+Thread* allocate_thread(uint32_t node) {
+    void* memory = mm::allocate_on_node(sizeof(Thread), node, alignof(Thread));
+    return memory ? new (memory) Thread : nullptr;
 }
 
 void wake_sleeper(Timer& timer) { wake_up(static_cast<Thread*>(timer.context)); }
@@ -66,17 +76,21 @@ void reap_zombies() {
 Thread* create_thread(void (*entry)(void*), void* argument, const ThreadOptions& options) {
     if (options.ideal_cpu != kAnyCpu && options.ideal_cpu >= abi::kMaxVcpus) return nullptr;
     if (options.affinity == 0) return nullptr;
-    auto* thread = new (std::nothrow) Thread;
+    const uint32_t ideal_cpu = options.ideal_cpu == kAnyCpu ? this_cpu().index : options.ideal_cpu;
+    const uint32_t ideal_node = mm::node_of_cpu(ideal_cpu);
+    Thread* thread = allocate_thread(ideal_node);
     if (!thread) return nullptr;
-    if (!mm::allocate_stack(options.stack_bytes, thread->stack)) {
-        delete thread;
+    if (!mm::allocate_stack(options.stack_bytes, thread->stack, ideal_node)) {
+        thread->~Thread();
+        mm::free(thread);
         return nullptr;
     }
     copy_name(thread->name, options.name);
     thread->entry = entry;
     thread->argument = argument;
     thread->affinity = options.affinity;
-    thread->ideal_cpu = options.ideal_cpu == kAnyCpu ? this_cpu().index : options.ideal_cpu;
+    thread->ideal_cpu = ideal_cpu;
+    thread->ideal_node = ideal_node;
     thread->last_cpu = thread->ideal_cpu;
     thread->id = __atomic_fetch_add(&registry.next_id, 1, __ATOMIC_RELAXED);
 
@@ -94,6 +108,8 @@ Thread* create_thread(void (*entry)(void*), void* argument, const ThreadOptions&
 void exit_thread() {
     platform::disable_interrupts();
     Thread* self = current_thread();
+    if (!self->mapped_memory.empty())
+        panic("thread %s exited with %lu mapped memory region(s) still mapped", self->name, self->mapped_memory.size());
     registry.exit_lock.lock();
     self->exited = true;
     self->reap_on_switch = self->detached;
@@ -132,6 +148,37 @@ void detach(Thread* thread) {
         while (__atomic_load_n(&thread->on_cpu, __ATOMIC_ACQUIRE)) x86::pause();
         destroy(thread);
     }
+}
+
+bool set_ideal_processor(Thread* thread, uint32_t cpu) {
+    if (cpu >= smp::configured_cpu_count()) return false;
+    const uint32_t node = mm::node_of_cpu(cpu);
+    IrqSpinLockGuard guard(thread->memory_lock);
+    __atomic_store_n(&thread->ideal_cpu, cpu, __ATOMIC_RELAXED);
+    __atomic_store_n(&thread->ideal_node, node, __ATOMIC_RELAXED);
+    if (thread == current_thread()) this_cpu().memory_node = node;  // interrupts are off: no switch now
+    for (mm::MappedRegion* region = thread->mapped_memory.front(); region; region = thread->mapped_memory.next_of(*region))
+        mm::set_region_home(*region, node);
+    return true;
+}
+
+bool map_thread_memory(mm::MappedRegion& region, uint64_t bytes) {
+    Thread* self = current_thread();
+    if (!mm::map_region(region, bytes, __atomic_load_n(&self->ideal_node, __ATOMIC_RELAXED))) return false;
+    IrqSpinLockGuard guard(self->memory_lock);
+    self->mapped_memory.push_back(region);
+    // The ideal node may have moved while the pages were mapped: the region follows the thread.
+    if (mm::region_home(region) != self->ideal_node) mm::set_region_home(region, self->ideal_node);
+    return true;
+}
+
+void unmap_thread_memory(mm::MappedRegion& region) {
+    Thread* self = current_thread();
+    {
+        IrqSpinLockGuard guard(self->memory_lock);
+        self->mapped_memory.remove(region);
+    }
+    mm::unmap_region(region);
 }
 
 void yield() {

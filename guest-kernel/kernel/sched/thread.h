@@ -1,6 +1,9 @@
 // Kernel threads. Every thread has an ideal processor (where the scheduler places it when it
-// becomes runnable, if that CPU is free or nothing better is) and an affinity mask (the CPUs it
-// may run on at all). An ideal NUMA node joins the ideal processor once nodes exist.
+// becomes runnable, if that CPU is free or nothing better is) and so an ideal NUMA node (the
+// processor's node), and an affinity mask (the CPUs it may run on at all). Its memory comes from
+// its ideal node even while it runs elsewhere: its Thread object, its stack and its page tables
+// at creation, its allocations while it runs (mm/page_allocator.h), and the regions it maps
+// (map_thread_memory), which follow it when its ideal processor moves to another node.
 #pragma once
 
 #include <stddef.h>
@@ -8,6 +11,8 @@
 
 #include "kernel/sched/timer.h"
 #include "lib/intrusive_list.h"
+#include "kernel/sync/spinlock.h"
+#include "mm/migration.h"
 #include "mm/paging.h"
 
 namespace hvkvm::guest::sched {
@@ -37,8 +42,10 @@ struct Thread {
     bool on_cpu = false;             // set while a CPU runs it or is still saving its context
     bool detached = false;
     bool is_idle = false;
+    bool going_home = false;         // queued on its ideal node after running away: not to be stolen
     uint32_t id = 0;
     uint32_t ideal_cpu = 0;
+    uint32_t ideal_node = 0;         // the ideal processor's node
     uint32_t last_cpu = 0;
     uint64_t affinity = kAllCpus;
     char name[32] = {};
@@ -56,6 +63,10 @@ struct Thread {
     bool exited = false;
     bool reap_on_switch = false;
     Thread* joiner = nullptr;
+    // Regions it mapped (map_thread_memory); they follow its ideal node. Under memory_lock, which
+    // also orders changes of the ideal processor.
+    SpinLock memory_lock;
+    IntrusiveList<mm::MappedRegion, &mm::MappedRegion::owner_link> mapped_memory;
 };
 
 // Creates a runnable thread; nullptr if memory is exhausted or the options are invalid.
@@ -66,6 +77,14 @@ void join(Thread* thread);
 void detach(Thread* thread);
 
 Thread* current_thread();
+// Moves the thread's ideal processor (and so its ideal node: where its memory comes from from
+// now on, and where the regions it mapped migrate to). For a thread running on another CPU the
+// new node applies from its next switch. False if `cpu` is not a configured vCPU.
+bool set_ideal_processor(Thread* thread, uint32_t cpu);
+// Maps `bytes` of migratable memory (mm/migration.h) for the current thread, at its ideal node;
+// the region must be unmapped (unmap_thread_memory) by the same thread before it exits.
+bool map_thread_memory(mm::MappedRegion& region, uint64_t bytes);
+void unmap_thread_memory(mm::MappedRegion& region);
 void yield();
 void sleep_ns(uint64_t ns);
 [[noreturn]] void exit_thread();

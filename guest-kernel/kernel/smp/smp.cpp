@@ -7,6 +7,7 @@
 #include "arch/x86_64/time.h"
 #include "kernel/interrupts.h"
 #include "kernel/panic.h"
+#include "mm/node_topology.h"
 #include "mm/paging.h"
 
 extern "C" char secondary_cpu_start[];
@@ -28,7 +29,7 @@ void handle_call_function_vector(x86::TrapFrame&) {
 void start_one(uint32_t cpu, const abi::BootInfo& boot_info) {
     prepare_per_cpu(cpu);
     mm::KernelStack stack;
-    if (!mm::allocate_stack(kSecondaryStackBytes, stack)) panic("no memory for vCPU %u's stack", cpu);
+    if (!mm::allocate_stack(kSecondaryStackBytes, stack, mm::node_of_cpu(cpu))) panic("no memory for vCPU %u's stack", cpu);
     abi::VcpuStartRequest& request = start_requests[cpu];
     request.vcpu_index = cpu;
     request.rip = reinterpret_cast<uint64_t>(secondary_cpu_start);

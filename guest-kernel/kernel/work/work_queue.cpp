@@ -5,6 +5,8 @@
 #include "kernel/sched/thread.h"
 #include "kernel/sync/cross_call.h"
 #include "kernel/sched/mutex.h"
+#include "lib/bits.h"
+#include "mm/node_topology.h"
 
 namespace hvkvm::guest::work {
 namespace {
@@ -20,6 +22,8 @@ struct Worker {
 
 // One worker per CPU, created by init().
 Worker workers[abi::kMaxVcpus];
+// Work queued for a node from another node goes to the node's CPUs in turn.
+uint32_t node_turns[numa::kMaxNodes];
 
 void worker_loop(void* argument) {
     Worker& worker = *static_cast<Worker*>(argument);
@@ -43,6 +47,9 @@ void init() {
         sched::ThreadOptions options;
         options.name = "worker";
         options.ideal_cpu = cpu;
+        // Work never leaves its node: what a CPU queues (an I/O completion) runs near the memory
+        // it was issued with, even when this worker's own CPU is busy.
+        options.affinity = mm::cpus_of_node(mm::node_of_cpu(cpu)).bits();
         workers[cpu].thread = sched::create_thread(worker_loop, &workers[cpu], options);
         if (!workers[cpu].thread) panic("cannot create the worker thread for CPU %u", cpu);
         sched::detach(workers[cpu].thread);
@@ -63,6 +70,22 @@ void queue_on(uint32_t cpu, WorkItem& item) {
         ++worker.queued;
     }
     worker.available.signal();
+}
+
+void queue_on_node(uint32_t node, WorkItem& item) {
+    uint32_t cpu;
+    {
+        platform::InterruptsDisabled no_interrupts;
+        cpu = this_cpu().index;
+    }
+    const uint64_t node_cpus = mm::cpus_of_node(node).bits() & smp::online_mask();
+    if (node_cpus != 0 && !((node_cpus >> cpu) & 1)) {
+        const uint32_t turn = __atomic_fetch_add(&node_turns[node], 1, __ATOMIC_RELAXED) % popcount64(node_cpus);
+        uint64_t rest = node_cpus;
+        for (uint32_t i = 0; i < turn; ++i) rest &= rest - 1;
+        cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
+    }
+    queue_on(cpu, item);
 }
 
 WorkStats stats() {

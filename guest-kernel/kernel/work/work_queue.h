@@ -1,5 +1,5 @@
-// Deferred work: a pool of kernel threads, one per CPU (ideal processor = that CPU), each
-// draining its own queue. Code that must not block (an interrupt handler, a timer callback) or
+// Deferred work: a pool of kernel threads, one per CPU (ideal processor = that CPU, and allowed
+// to run only on that CPU's NUMA node), each draining its own queue. Code that must not block (an interrupt handler, a timer callback) or
 // should not do slow work in place queues a WorkItem instead.
 #pragma once
 
@@ -21,6 +21,11 @@ void init();
 // until its function has started; an item must not be queued again before then.
 void queue(WorkItem& item);
 void queue_on(uint32_t cpu, WorkItem& item);
+// Queues `item` for a worker of `node`: this CPU's if it belongs to that node, else the node's
+// CPUs in turn (this CPU's if the node has none online). A completion that must run where its
+// request was issued (I/O completion on the issuing node) records this_cpu().node with the
+// request and is queued here.
+void queue_on_node(uint32_t node, WorkItem& item);
 
 struct WorkStats {
     uint64_t queued;

@@ -23,9 +23,13 @@ inline constexpr uint64_t kBootInfoGpa = 0x2000;         // struct BootInfo (one
 inline constexpr uint64_t kGuestReportGpa = 0x3000;      // struct GuestReport (one page)
 inline constexpr uint64_t kCmdlineGpa = 0x4000;          // NUL-terminated kernel command line
 inline constexpr uint64_t kCmdlineMax = 4096;            // including the NUL
+inline constexpr uint64_t kAcpiTablesGpa = 0x5000;       // ACPI tables, RSDP first (docs/numa.md)
+inline constexpr uint64_t kAcpiTablesMax = 0x2000;       // bytes reserved for them
 inline constexpr uint64_t kBootPageTablesGpa = 0x10000;  // PML4, PDPTs, PDs built by the VMM
 inline constexpr uint64_t kBootPageTablesEnd = 0x9f000;  // below the legacy EBDA/VGA hole
 inline constexpr uint64_t kKernelLoadMin = 0x100000;     // ELF segments must start at/above 1 MiB
+static_assert(kCmdlineGpa + kCmdlineMax <= kAcpiTablesGpa);
+static_assert(kAcpiTablesGpa + kAcpiTablesMax <= kBootPageTablesGpa);
 
 // Guest RAM above 3 GiB is placed at 4 GiB, leaving the usual 32-bit MMIO hole (LAPIC, IOAPIC).
 inline constexpr uint64_t kMmioHoleStart = 0xc0000000;
@@ -95,7 +99,7 @@ static_assert(sizeof(VcpuStartRequest) == 40);
 // Boot info: VMM -> guest, read-only for the guest
 // ---------------------------------------------------------------------------------------------
 inline constexpr uint64_t kBootInfoMagic = 0x314f464e49564b48ull;  // "HKVINFO1" little-endian
-inline constexpr uint32_t kBootInfoVersion = 1;
+inline constexpr uint32_t kBootInfoVersion = 2;  // 2: the ACPI tables' location
 inline constexpr uint32_t kMaxMemoryRegions = 32;
 inline constexpr uint32_t kMaxVcpus = 64;
 
@@ -137,6 +141,11 @@ struct BootInfo {
     uint64_t kernel_end;           // one past the highest GPA of the kernel image (incl. bss)
     uint64_t boot_page_tables_gpa; // CR3 at entry
     MemoryRegion memory_regions[kMaxMemoryRegions];
+    // The ACPI tables (MADT, SRAT, SLIT: CPUs, NUMA nodes, distances) lie in
+    // [acpi_tables_gpa, + acpi_tables_size); the guest reads nothing of them outside that window.
+    uint64_t acpi_rsdp_gpa;        // the RSDP (revision 2), inside the window
+    uint64_t acpi_tables_gpa;      // kAcpiTablesGpa
+    uint64_t acpi_tables_size;     // 1..kAcpiTablesMax
 };
 static_assert(offsetof(BootInfo, magic) == 0);
 static_assert(offsetof(BootInfo, version) == 8);
@@ -152,14 +161,17 @@ static_assert(offsetof(BootInfo, kernel_start) == 56);
 static_assert(offsetof(BootInfo, kernel_end) == 64);
 static_assert(offsetof(BootInfo, boot_page_tables_gpa) == 72);
 static_assert(offsetof(BootInfo, memory_regions) == 80);
-static_assert(sizeof(BootInfo) == 80 + 24 * kMaxMemoryRegions);
+static_assert(offsetof(BootInfo, acpi_rsdp_gpa) == 80 + 24 * kMaxMemoryRegions);
+static_assert(offsetof(BootInfo, acpi_tables_gpa) == 88 + 24 * kMaxMemoryRegions);
+static_assert(offsetof(BootInfo, acpi_tables_size) == 96 + 24 * kMaxMemoryRegions);
+static_assert(sizeof(BootInfo) == 104 + 24 * kMaxMemoryRegions);
 static_assert(sizeof(BootInfo) <= kPageSize);
 
 // ---------------------------------------------------------------------------------------------
 // Guest report: guest -> VMM. The VMM reads it only after the guest stops (or at a milestone
 // exit) and treats every field as untrusted.
 // ---------------------------------------------------------------------------------------------
-inline constexpr uint64_t kGuestReportMagic = 0x3154504552564b48ull;  // "HKVREPT1"
+inline constexpr uint64_t kGuestReportMagic = 0x3254504552564b48ull;  // "HKVREPT2" (2: NUMA counters)
 
 // Phases of the boot timeline. The guest stores its TSC in GuestReport::phase_tsc[phase] when it
 // reaches a phase; for phases marked "milestone" it then writes the phase to kBootMilestonePort so
@@ -210,19 +222,51 @@ static_assert(offsetof(CrashRecord, registers) == 48);
 static_assert(offsetof(CrashRecord, message) == 48 + 8 * kCrashRegisterCount);
 static_assert(sizeof(CrashRecord) == 176 + kCrashMessageMax);
 
+// The guest's per-node page-allocation counters, written when it exits normally (not on a crash).
+// Per node, as Linux's numastat counts them: `hit` pages allocated here for a thread whose ideal
+// node this is; `miss` allocated here although the thread's ideal node was another; `foreign`
+// meant for this node but allocated elsewhere; `local`/`other` allocated here for a thread running
+// on a CPU of this node / of another node. `migrated_in`: pages moved here by migration.
+inline constexpr uint32_t kMaxReportedNumaNodes = 16;
+
+struct NumaNodeCounters {
+    uint64_t hit;
+    uint64_t miss;
+    uint64_t foreign;
+    uint64_t local;
+    uint64_t other;
+    uint64_t migrated_in;
+    uint64_t managed_pages;  // pages of this node the page allocator manages
+    uint64_t free_pages;     // of which free at exit
+};
+static_assert(offsetof(NumaNodeCounters, hit) == 0);
+static_assert(offsetof(NumaNodeCounters, miss) == 8);
+static_assert(offsetof(NumaNodeCounters, foreign) == 16);
+static_assert(offsetof(NumaNodeCounters, local) == 24);
+static_assert(offsetof(NumaNodeCounters, other) == 32);
+static_assert(offsetof(NumaNodeCounters, migrated_in) == 40);
+static_assert(offsetof(NumaNodeCounters, managed_pages) == 48);
+static_assert(offsetof(NumaNodeCounters, free_pages) == 56);
+static_assert(sizeof(NumaNodeCounters) == 64);
+
 struct GuestReport {
     uint64_t magic;                        // kGuestReportMagic once the guest has started writing
     uint64_t phase_tsc[kBootPhaseCount];   // 0 = phase not reached
     uint32_t platform;                     // GuestPlatform the kernel chose
     uint32_t reserved;
     CrashRecord crash;
+    uint32_t numa_node_count;              // entries used in numa_nodes; 0 = not written
+    uint32_t reserved2;
+    NumaNodeCounters numa_nodes[kMaxReportedNumaNodes];
 };
 enum class GuestPlatform : uint32_t { kUnknown = 0, kPvm = 1, kClassic = 2 };
 static_assert(offsetof(GuestReport, magic) == 0);
 static_assert(offsetof(GuestReport, phase_tsc) == 8);
 static_assert(offsetof(GuestReport, platform) == 8 + 8 * kBootPhaseCount);
 static_assert(offsetof(GuestReport, crash) == 16 + 8 * kBootPhaseCount);
-static_assert(sizeof(GuestReport) == 16 + 8 * kBootPhaseCount + sizeof(CrashRecord));
+static_assert(offsetof(GuestReport, numa_node_count) == 16 + 8 * kBootPhaseCount + sizeof(CrashRecord));
+static_assert(offsetof(GuestReport, numa_nodes) == 24 + 8 * kBootPhaseCount + sizeof(CrashRecord));
+static_assert(sizeof(GuestReport) == 24 + 8 * kBootPhaseCount + sizeof(CrashRecord) + 64 * kMaxReportedNumaNodes);
 static_assert(sizeof(GuestReport) <= kPageSize);
 
 }  // namespace hvkvm::abi

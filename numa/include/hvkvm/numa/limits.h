@@ -14,6 +14,7 @@ namespace hvkvm::numa {
 // fewer than four vCPUs per node. It keeps the SLIT (16 x 16 bytes) and the fallback orders
 // (16 x 16 node ids) small enough for the guest to hold in fixed arrays, and a node set in 32 bits.
 inline constexpr uint32_t kMaxNodes = 16;
+static_assert(kMaxNodes == abi::kMaxReportedNumaNodes, "the guest reports every node's counters");
 
 // One bit per vCPU in a CpuSet; the same limit as the boot ABI's.
 inline constexpr uint32_t kMaxCpus = abi::kMaxVcpus;

@@ -1,0 +1,72 @@
+// VMBus (config `vmbus.enabled`, on by default): the root-partition process that hosts the VMBus
+// channel server and every VSP, started and watched by the VMM (vmm/root_partition/). Whatever
+// the guest's VSCs do reaches it through the SynIC and the hypercall page; a root partition that
+// dies or hangs stops the VM, naming the channels it was serving.
+#include <memory>
+
+#include "config/config.h"
+#include "device.h"
+#include "root_partition/root_partition_process.h"
+
+namespace hvkvm::devices {
+namespace {
+
+class Vmbus final : public Device {
+public:
+    explicit Vmbus(DeviceContext& context)
+        : fault_(context.config.debug.root_partition_fault),
+          root_(std::make_unique<vmm::RootPartitionProcess>(
+              vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
+                                         context.config.machine.vcpus},
+              [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
+
+    std::string_view name() const override { return "vmbus"; }
+
+    void start() override {
+        root_->start(vmm::RootPartitionProcess::default_binary());
+        switch (fault_) {
+        case vmm::RootPartitionFault::kNone: break;
+        case vmm::RootPartitionFault::kForbiddenSyscall: root_->inject_fault(root::link::Fault::kForbiddenSyscall); break;
+        case vmm::RootPartitionFault::kCrash: root_->inject_fault(root::link::Fault::kCrash); break;
+        case vmm::RootPartitionFault::kHang: root_->inject_fault(root::link::Fault::kHang); break;
+        }
+    }
+
+    void stop() override { report_ = root_->describe(), root_.reset(); }
+
+    std::string report() const override { return root_ ? root_->describe() : report_; }
+
+    // Everything about channels and integration services is the root partition's to answer.
+    std::optional<nlohmann::json> control(const nlohmann::json& request) override {
+        if (!root_) return std::nullopt;
+        auto answer = root_->control(request.dump(), kControlTimeout);
+        if (!answer) return nlohmann::json{{"ok", false}, {"error", "the root partition did not answer"}};
+        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded() || !parsed.is_object()) return nlohmann::json{{"ok", false}, {"error", "bad answer"}};
+        // "unknown command" from the root: let other devices try.
+        if (!parsed.value("ok", false) && parsed.value("error", "").rfind("unknown command", 0) == 0) return std::nullopt;
+        return parsed;
+    }
+
+    bool request_guest_shutdown() override {
+        if (!root_) return false;
+        auto answer = root_->control(R"({"command":"shutdown"})", kControlTimeout);
+        if (!answer) return false;
+        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, false);
+        return !parsed.is_discarded() && parsed.is_object() && parsed.value("ok", false);
+    }
+
+private:
+    static constexpr std::chrono::milliseconds kControlTimeout{1000};
+    vmm::RootPartitionFault fault_;
+    std::unique_ptr<vmm::RootPartitionProcess> root_;
+    std::string report_;  // kept from stop(), when the process is gone
+};
+
+}  // namespace
+
+extern const DeviceType kVmbusDevice{
+    "vmbus", [](const vmm::VmConfig& config) { return config.vmbus.enabled; },
+    [](DeviceContext& context) -> std::unique_ptr<Device> { return std::make_unique<Vmbus>(context); }};
+
+}  // namespace hvkvm::devices

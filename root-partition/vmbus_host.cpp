@@ -1,0 +1,78 @@
+#include "vmbus_host.h"
+
+#include <spdlog/spdlog.h>
+
+#include "hvkvm/abi/synic.h"
+
+namespace hvkvm::root {
+
+using vmbus::channel::ServerError;
+
+VmbusHost::VmbusHost(VspServices& services, PartitionLink& link)
+    : link_(link), server_(*this, *this, vmbus::channel::ServerConfig{}) {
+    services.event_connection_id_base = vmbus::channel::ServerConfig{}.event_connection_id_base;
+}
+
+VmbusHost::~VmbusHost() {
+    for (auto& vsp : vsps_) vsp->close();
+}
+
+void VmbusHost::add(std::unique_ptr<Vsp> vsp) {
+    vmbus::channel::OfferId id = 0;
+    const ServerError error = server_.add_offer(vsp->offer(), *vsp, id);
+    if (error != ServerError::kNone)
+        throw std::runtime_error(fmt::format("cannot offer {}: {}", vsp->name(), vmbus::channel::server_error_name(error)));
+    offer_ids_.push_back(id);
+    vsps_.push_back(std::move(vsp));
+}
+
+void VmbusHost::on_guest_message(const void* payload, uint32_t size) {
+    const ServerError error = server_.handle_message(payload, size);
+    if (error != ServerError::kNone)
+        spdlog::debug("VMBus: refused a guest channel message: {}", vmbus::channel::server_error_name(error));
+    report_offers();
+}
+
+// Tells the VMM which channels the guest has been shown (relids are assigned when offered).
+void VmbusHost::report_offers() {
+    for (size_t i = 0; i < vsps_.size(); ++i) {
+        const uint32_t relid = server_.relid_of(offer_ids_[i]);
+        if (relid != 0 && !vsps_[i]->is_open() && relid != vsps_[i]->relid())
+            link_.report_channel(relid, link::ChannelPhase::kOffered, 0, vsps_[i]->name());
+    }
+}
+
+nlohmann::json VmbusHost::control(const nlohmann::json& request) {
+    const std::string command = request.value("command", "");
+    if (command == "channels") {
+        nlohmann::json channels = nlohmann::json::array();
+        for (size_t i = 0; i < vsps_.size(); ++i) {
+            nlohmann::json channel = {{"name", vsps_[i]->name()},
+                                      {"relid", server_.relid_of(offer_ids_[i])},
+                                      {"open", vsps_[i]->is_open()}};
+            if (vsps_[i]->is_open()) channel["target_vp"] = vsps_[i]->target_vp();
+            channels.push_back(std::move(channel));
+        }
+        return {{"ok", true}, {"connected", server_.is_connected()}, {"version", server_.version()}, {"channels", channels}};
+    }
+    for (auto& vsp : vsps_)
+        if (auto answer = vsp->control(request)) return *answer;
+    return {{"ok", false}, {"error", "unknown command \"" + command + "\""}};
+}
+
+void VmbusHost::send(const vmbus::protocol::MessageBuffer& message) {
+    link_.post_message(server_.target_vcpu(), abi::synic::kVmbusSint, abi::synic::kMessageTypeVmbus,
+                       {message.bytes, message.size});
+}
+
+uint64_t* VmbusHost::allocate(uint32_t words) {
+    gpadl_words_ += words;
+    return new (std::nothrow) uint64_t[words];
+}
+
+void VmbusHost::release(uint64_t* words, uint32_t count) {
+    gpadl_words_ -= count;
+    delete[] words;
+}
+
+}  // namespace hvkvm::root

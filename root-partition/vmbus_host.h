@@ -1,0 +1,45 @@
+// The root partition's VMBus host: the channel server (vmbus/channel/channel_server.h) fed with
+// the guest's channel messages (HvPostMessage to the VMBus message connections, relayed by the
+// VMM over a socket) and answering through the VMM's SynIC (PartitionLink::post_message), with
+// the VSPs behind its offers.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "partition_link.h"
+#include "vmbus/channel/channel_server.h"
+#include "vsp.h"
+
+namespace hvkvm::root {
+
+class VmbusHost final : private vmbus::channel::ServerTransport, private vmbus::channel::GpadlStorage {
+public:
+    VmbusHost(VspServices& services, PartitionLink& link);
+    ~VmbusHost();
+
+    // Offers a VSP (owned by the host from now on).
+    void add(std::unique_ptr<Vsp> vsp);
+    // A guest message posted to a VMBus message connection (its payload).
+    void on_guest_message(const void* payload, uint32_t size);
+
+    size_t offer_count() const { return vsps_.size(); }
+    // Answers a management request: "channels" itself, anything else through the VSP that takes it.
+    nlohmann::json control(const nlohmann::json& request);
+    uint64_t refused_messages() const { return server_.counters().refused; }
+
+private:
+    void send(const vmbus::protocol::MessageBuffer& message) override;
+    uint64_t* allocate(uint32_t words) override;
+    void release(uint64_t* words, uint32_t count) override;
+    void report_offers();
+
+    PartitionLink& link_;
+    vmbus::channel::ChannelServer server_;
+    std::vector<std::unique_ptr<Vsp>> vsps_;
+    std::vector<vmbus::channel::OfferId> offer_ids_;
+    uint64_t gpadl_words_ = 0;  // allocated for GPADLs now, bounded by the server's limits
+};
+
+}  // namespace hvkvm::root

@@ -1,0 +1,363 @@
+#include "root_partition/root_partition_process.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "hvkvm/abi/hypercall.h"
+#include "hvkvm/abi/synic.h"
+#include "hypercalls/hypervisor.h"
+#include "kvm/guest_memory.h"
+#include "kvm/kvm.h"
+#include "kvm/kvm_error.h"
+#include "synic/synic.h"
+#include "vmbus/protocol/channel_messages.h"
+
+namespace hvkvm::vmm {
+namespace {
+
+using root::link::MessageType;
+namespace link = root::link;
+
+UniqueFd open_pidfd(pid_t pid) {
+    UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+    if (!fd.valid()) throw_errno("pidfd_open for the root partition");
+    return fd;
+}
+
+const char* phase_name(link::ChannelPhase phase) {
+    switch (phase) {
+    case link::ChannelPhase::kOffered: return "offered";
+    case link::ChannelPhase::kOpen: return "open";
+    case link::ChannelPhase::kClosed: return "closed";
+    case link::ChannelPhase::kRescinded: return "rescinded";
+    }
+    return "?";
+}
+
+}  // namespace
+
+std::filesystem::path RootPartitionProcess::default_binary() {
+    std::error_code error;
+    const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+    return (error ? std::filesystem::path("vmm") : self).parent_path() / "hvkvm-root";
+}
+
+RootPartitionProcess::RootPartitionProcess(RootPartitionServices services, FailureHandler on_failure)
+    : services_(services), on_failure_(std::move(on_failure)), stop_event_(::eventfd(0, EFD_CLOEXEC)) {
+    if (!stop_event_.valid()) throw_errno("eventfd for the root-partition link thread");
+    int messages[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, messages) < 0) throw_errno("socketpair for guest VMBus messages");
+    guest_messages_root_end_.reset(messages[1]);
+    // The guest's channel messages (connection 1, or 4 from VMBus 5.0 on) go straight to the root.
+    UniqueFd vmm_end(messages[0]);
+    services_.hypervisor.add_message_connection(vmbus::protocol::kMessageConnectionId4,
+                                                std::make_unique<SocketMessageEndpoint>(UniqueFd(::dup(vmm_end.get()))));
+    services_.hypervisor.add_message_connection(vmbus::protocol::kMessageConnectionId,
+                                                std::make_unique<SocketMessageEndpoint>(std::move(vmm_end)));
+}
+
+void RootPartitionProcess::start(const std::filesystem::path& binary) {
+    if (::access(binary.c_str(), X_OK) != 0)
+        throw HostError(errno, fmt::format("cannot start the root partition: {}: {}", binary.string(), std::strerror(errno)));
+    spawn(binary);
+    send_hello();
+    thread_ = std::thread([this] { serve(); });
+}
+
+void RootPartitionProcess::spawn(const std::filesystem::path& binary) {
+    int link_pair[2];
+    if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, link_pair) < 0) throw_errno("socketpair for the root-partition link");
+    UniqueFd ours(link_pair[0]), theirs(link_pair[1]);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    posix_spawn_file_actions_adddup2(&actions, theirs.get(), 3);  // dup2 clears close-on-exec
+    const std::string path = binary.string();
+    char* argv[] = {const_cast<char*>(path.c_str()), const_cast<char*>("--link-fd"), const_cast<char*>("3"), nullptr};
+    char* envp[] = {nullptr};  // it needs nothing from the environment
+    const int error = ::posix_spawn(&pid_, path.c_str(), &actions, nullptr, argv, envp);
+    posix_spawn_file_actions_destroy(&actions);
+    if (error != 0) throw HostError(error, fmt::format("cannot start the root partition {}", path));
+    pidfd_ = open_pidfd(pid_);
+    link_.emplace(std::move(ours));
+}
+
+void RootPartitionProcess::send_hello() {
+    link::Hello hello{};
+    hello.vcpu_count = services_.vcpu_count;
+    const auto& regions = services_.memory.regions();
+    hello.region_count = static_cast<uint32_t>(regions.size());
+    hello.ram_bytes = services_.memory.size();
+    for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)
+        hello.regions[i] = {regions[i].gpa, regions[i].size, regions[i].memfd_offset, regions[i].node, 0};
+    const int fds[] = {services_.memory.memfd(), services_.synic.shared_state_memfd(), guest_messages_root_end_.get()};
+    link_->send(MessageType::kHello, hello, fds);
+    guest_messages_root_end_.reset();  // the root holds it now
+}
+
+RootPartitionProcess::~RootPartitionProcess() {
+    stopping_ = true;
+    if (pid_ > 0 && !exited_ && link_) {
+        try {
+            link_->send(MessageType::kStop, std::span<const uint8_t>{});
+        } catch (const HostError&) {
+            // already gone
+        }
+        pollfd exited{pidfd_.get(), POLLIN, 0};
+        if (::poll(&exited, 1, 2000) <= 0) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+    }
+    const uint64_t one = 1;
+    [[maybe_unused]] ssize_t written = ::write(stop_event_.get(), &one, sizeof one);
+    if (thread_.joinable()) thread_.join();
+    if (pid_ > 0 && !exited_) reap_status();
+    pid_ = -1;
+}
+
+void RootPartitionProcess::inject_fault(link::Fault fault) {
+    std::lock_guard lock(mutex_);
+    if (!ready_) {
+        pending_fault_ = fault;  // sent once it is ready (and sandboxed)
+        return;
+    }
+    const link::InjectFault request{fault, 0};
+    link_->send(MessageType::kInjectFault, request);
+}
+
+std::optional<std::string> RootPartitionProcess::control(const std::string& request, std::chrono::milliseconds timeout) {
+    if (request.size() > link::kControlTextMax) return std::nullopt;
+    link::ControlText text{0, static_cast<uint32_t>(request.size()), {}};
+    std::memcpy(text.text, request.data(), request.size());
+    std::unique_lock lock(mutex_);
+    if (!ready_ || !failure_.empty() || exited_) return std::nullopt;
+    text.id = next_control_id_++;
+    try {
+        link_->send(MessageType::kControlRequest, text);
+    } catch (const HostError&) {
+        return std::nullopt;
+    }
+    const uint32_t id = text.id;
+    if (!control_answered_.wait_for(lock, timeout, [&] { return control_answers_.count(id) || !failure_.empty(); }))
+        return std::nullopt;
+    auto answer = control_answers_.find(id);
+    if (answer == control_answers_.end()) return std::nullopt;
+    std::string result = std::move(answer->second);
+    control_answers_.erase(answer);
+    return result;
+}
+
+// The link thread: requests from the root, its exit, pings.
+void RootPartitionProcess::serve() {
+    UniqueFd ping_timer(::timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC));
+    const auto interval_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(kPingInterval).count();
+    itimerspec period{{0, interval_ns}, {0, interval_ns}};
+    ::timerfd_settime(ping_timer.get(), 0, &period, nullptr);
+    uint64_t pings_sent = 0, last_pong = 0;
+    const auto started = std::chrono::steady_clock::now();
+    auto last_answer = started;
+    pollfd fds[4] = {{link_->fd(), POLLIN, 0}, {pidfd_.get(), POLLIN, 0}, {ping_timer.get(), POLLIN, 0},
+                     {stop_event_.get(), POLLIN, 0}};
+    try {
+        for (;;) {
+            if (::poll(fds, 4, -1) < 0) {
+                if (errno == EINTR) continue;
+                throw_errno("poll on the root-partition link");
+            }
+            if (fds[3].revents) return;
+            if (fds[0].revents) {
+                std::optional<link::ReceivedMessage> message = link_->receive();
+                if (!message) fds[0].fd = -1;  // closed: the pidfd tells how it ended
+                else if (message->type == MessageType::kPong) {
+                    last_pong = message->as<link::Ping>().sequence;
+                    last_answer = std::chrono::steady_clock::now();
+                } else if (!handle(std::move(*message))) {
+                    return;
+                }
+            }
+            if (fds[1].revents) {
+                const std::string status = reap_status();
+                if (!stopping_) fail("exited (" + status + ")");
+                return;
+            }
+            if (fds[2].revents) {
+                uint64_t expirations;
+                [[maybe_unused]] ssize_t got = ::read(ping_timer.get(), &expirations, sizeof expirations);
+                bool is_ready;
+                {
+                    std::lock_guard lock(mutex_);
+                    is_ready = ready_;
+                }
+                if (!is_ready && std::chrono::steady_clock::now() - started > kReadyTimeout) {
+                    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+                    reap_status();
+                    if (!stopping_) fail(fmt::format("did not report ready within {} s and was killed", kReadyTimeout.count()));
+                    return;
+                }
+                if (is_ready && last_pong < pings_sent && std::chrono::steady_clock::now() - last_answer > kHangTimeout) {
+                    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+                    reap_status();
+                    if (!stopping_) fail(fmt::format("stopped answering for {} s and was killed", kHangTimeout.count()));
+                    return;
+                }
+                if (is_ready) {
+                    if (last_pong == pings_sent) last_answer = std::chrono::steady_clock::now();
+                    const link::Ping ping{++pings_sent};
+                    link_->send(MessageType::kPing, ping);
+                }
+            }
+        }
+    } catch (const std::exception& error) {
+        // A link that breaks usually means the process is dying: say how it ended if it does.
+        pollfd exited{pidfd_.get(), POLLIN, 0};
+        if (::poll(&exited, 1, 1000) > 0) {
+            const std::string status = reap_status();
+            if (!stopping_) fail("exited (" + status + ")");
+        } else if (!stopping_) {
+            fail(fmt::format("broke the link: {}", error.what()));
+        }
+    }
+}
+
+bool RootPartitionProcess::handle(link::ReceivedMessage message) {
+    switch (message.type) {
+    case MessageType::kReady: {
+        std::lock_guard lock(mutex_);
+        sandbox_ = message.as<link::Ready>();
+        ready_ = true;
+        if (pending_fault_) {
+            const link::InjectFault request{*pending_fault_, 0};
+            link_->send(MessageType::kInjectFault, request);
+        }
+        return true;
+    }
+    case MessageType::kPostMessage: serve_post_message(message.as<link::PostMessage>()); return true;
+    case MessageType::kOpenEventConnection: serve_event_connection(message.as<link::EventConnection>()); return true;
+    case MessageType::kGetSintEventfd: serve_sint_eventfd(message.as<link::SintEventfd>()); return true;
+    case MessageType::kChannelState: note_channel(message.as<link::ChannelState>()); return true;
+    case MessageType::kControlResponse: {
+        const auto answer = message.as<link::ControlText>();
+        std::lock_guard lock(mutex_);
+        control_answers_[answer.id] = std::string(answer.text, std::min<uint32_t>(answer.size, link::kControlTextMax));
+        while (control_answers_.size() > 64) control_answers_.erase(control_answers_.begin());  // nobody waits for these
+        control_answered_.notify_all();
+        return true;
+    }
+    default:
+        fail(fmt::format("sent an unexpected {} message", link::message_type_name(message.type)));
+        return false;
+    }
+}
+
+void RootPartitionProcess::serve_post_message(const link::PostMessage& message) {
+    const uint32_t size = std::min<uint32_t>(message.payload_size, abi::synic::kMessagePayloadMax);
+    const auto result = services_.synic.post_message(message.vp, message.sint, message.message_type, {message.payload, size});
+    if (result == Synic::PostResult::kDelivered || result == Synic::PostResult::kQueued) return;
+    std::lock_guard lock(mutex_);
+    if (refused_posts_++ == 0)  // once: the guest decides how often this happens
+        spdlog::warn("a root-partition message to VP {} SINT {} was dropped (the guest's SynIC is off or its slot "
+                     "stays busy); later drops are counted in the report", message.vp, message.sint);
+}
+
+void RootPartitionProcess::serve_event_connection(const link::EventConnection& request) {
+    link::EventConnection reply{request.connection_id, 0};
+    int fd = -1;
+    if (request.connection_id & ~abi::hv::kConnectionIdMask) {
+        reply.status = EINVAL;
+    } else {
+        try {
+            bool created = false;
+            fd = services_.hypervisor.add_event_connection(request.connection_id, &created);
+            if (created) services_.vm.add_pio_doorbell(abi::hv::kSignalEventPort, request.connection_id, fd);
+        } catch (const HostError& error) {
+            reply.status = static_cast<uint32_t>(error.code().value());
+            fd = -1;
+        }
+    }
+    if (fd >= 0) {
+        const int fds[] = {fd};
+        link_->send(MessageType::kEventConnection, reply, fds);
+    } else {
+        link_->send(MessageType::kEventConnection, reply);
+    }
+}
+
+void RootPartitionProcess::serve_sint_eventfd(const link::SintEventfd& request) {
+    link::SintEventfd reply{request.vp, request.sint, 0, 0};
+    const int fd = services_.synic.sint_eventfd(request.vp, request.sint);
+    if (fd < 0) {
+        reply.status = EINVAL;
+        link_->send(MessageType::kSintEventfd, reply);
+        return;
+    }
+    const int fds[] = {fd};
+    link_->send(MessageType::kSintEventfd, reply, fds);
+}
+
+void RootPartitionProcess::note_channel(const link::ChannelState& state) {
+    Channel channel{state.relid, state.phase, state.target_vp,
+                    std::string(state.name, ::strnlen(state.name, sizeof state.name))};
+    std::lock_guard lock(mutex_);
+    channels_[state.relid] = std::move(channel);
+}
+
+std::string RootPartitionProcess::channels_summary() const {
+    std::string summary;
+    for (const auto& [relid, channel] : channels_) {
+        if (!summary.empty()) summary += ", ";
+        summary += fmt::format("{} (relid {}, {}", channel.name, relid, phase_name(channel.phase));
+        if (channel.phase == link::ChannelPhase::kOpen) summary += fmt::format(" on VP {}", channel.target_vp);
+        summary += ")";
+    }
+    return summary.empty() ? "no channel yet" : summary;
+}
+
+void RootPartitionProcess::fail(std::string what) {
+    std::string reason;
+    {
+        std::lock_guard lock(mutex_);
+        if (!failure_.empty()) return;
+        reason = fmt::format("root partition (pid {}) {} while serving: {}", pid_, what, channels_summary());
+        failure_ = reason;
+        control_answered_.notify_all();
+    }
+    on_failure_(reason);
+}
+
+std::string RootPartitionProcess::reap_status() {
+    siginfo_t info{};
+    if (::waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) < 0) return "status unknown";
+    exited_ = true;
+    if (info.si_code == CLD_EXITED) return fmt::format("exit status {}", info.si_status);
+    return fmt::format("killed by SIG{}", ::sigabbrev_np(info.si_status) ? ::sigabbrev_np(info.si_status) : "?");
+}
+
+std::string RootPartitionProcess::describe() const {
+    std::lock_guard lock(mutex_);
+    if (!ready_) return fmt::format("pid {}, starting (not ready yet)", pid_);
+    const bool sandboxed = sandbox_.seccomp_mode == 2 && sandbox_.capabilities == 0 && sandbox_.no_new_privileges;
+    std::string line = fmt::format("pid {}, {} (seccomp mode {}, capabilities {:#x}, no_new_privs {}); channels: {}",
+                                   sandbox_.pid, sandboxed ? "sandboxed" : "NOT sandboxed", sandbox_.seccomp_mode,
+                                   sandbox_.capabilities, sandbox_.no_new_privileges, channels_summary());
+    if (refused_posts_) line += fmt::format("; {} host messages dropped", refused_posts_);
+    return line;
+}
+
+std::vector<RootPartitionProcess::Channel> RootPartitionProcess::channels() const {
+    std::lock_guard lock(mutex_);
+    std::vector<Channel> result;
+    for (const auto& [relid, channel] : channels_) result.push_back(channel);
+    return result;
+}
+
+}  // namespace hvkvm::vmm

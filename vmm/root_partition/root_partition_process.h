@@ -1,0 +1,115 @@
+// The VMM's end of the root-partition process (root-partition/, hvkvm-root): starts it next to the
+// vmm binary with its end of the link socket, hands it guest RAM, the SynIC state page and the
+// socket the guest's VMBus messages arrive on, serves its requests (host messages into the
+// SynIC, event connections with their ioeventfd doorbells, SINT eventfds) on a thread of its own,
+// and watches it: a root partition that dies (pidfd) or stops answering pings is named, with the
+// channels it was serving, through `on_failure`, which stops the VM.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "kvm/unique_fd.h"
+#include "link/link_socket.h"
+
+namespace hvkvm::vmm {
+
+class GuestMemory;
+class Hypervisor;
+class Synic;
+class Vm;
+
+struct RootPartitionServices {
+    GuestMemory& memory;
+    Synic& synic;
+    Hypervisor& hypervisor;
+    Vm& vm;
+    uint32_t vcpu_count;
+};
+
+class RootPartitionProcess {
+public:
+    using FailureHandler = std::function<void(std::string reason)>;
+    static constexpr auto kReadyTimeout = std::chrono::seconds(10);
+    static constexpr auto kPingInterval = std::chrono::milliseconds(500);
+    static constexpr auto kHangTimeout = std::chrono::seconds(3);
+
+    // Where hvkvm-root is: next to the running vmm binary.
+    static std::filesystem::path default_binary();
+
+    // Registers the VMBus message connections with the hypervisor (before the VM runs).
+    RootPartitionProcess(RootPartitionServices services, FailureHandler on_failure);
+    // Asks it to stop, waits up to 2 s, then kills it; joins the link thread.
+    ~RootPartitionProcess();
+
+    // Starts the process and hands it the partition, without waiting: the guest's first VMBus
+    // messages wait in the socket until it serves them, so the VM boots meanwhile. Throws
+    // HostError if the binary is missing or cannot be started; a process that fails or does not
+    // report ready within kReadyTimeout is reported through `on_failure` like any later failure.
+    void start(const std::filesystem::path& binary);
+    RootPartitionProcess(const RootPartitionProcess&) = delete;
+    RootPartitionProcess& operator=(const RootPartitionProcess&) = delete;
+
+    void inject_fault(root::link::Fault fault);
+
+    // A management request answered by the root partition (JSON text in, JSON text out), or
+    // nullopt if it is not ready, gone, or does not answer within `timeout`.
+    std::optional<std::string> control(const std::string& request, std::chrono::milliseconds timeout);
+
+    // One line: pid, sandbox, channels (for the end-of-run report and `vmm ctl channels`).
+    std::string describe() const;
+    struct Channel {
+        uint32_t relid;
+        root::link::ChannelPhase phase;
+        uint32_t target_vp;
+        std::string name;
+    };
+    std::vector<Channel> channels() const;
+
+private:
+    void spawn(const std::filesystem::path& binary);
+    void send_hello();
+    void serve();  // the link thread
+    bool handle(root::link::ReceivedMessage message);
+    void serve_post_message(const root::link::PostMessage& message);
+    void serve_event_connection(const root::link::EventConnection& request);
+    void serve_sint_eventfd(const root::link::SintEventfd& request);
+    void note_channel(const root::link::ChannelState& state);
+    void fail(std::string what);
+    std::string channels_summary() const;
+    std::string reap_status();
+
+    RootPartitionServices services_;
+    FailureHandler on_failure_;
+    pid_t pid_ = -1;
+    UniqueFd pidfd_;
+    std::optional<root::link::LinkSocket> link_;
+    UniqueFd guest_messages_root_end_;  // handed over in hello
+    UniqueFd stop_event_;
+    std::thread thread_;
+
+    mutable std::mutex mutex_;  // guards everything below
+    bool ready_ = false;
+    std::atomic<bool> exited_{false};
+    std::string failure_;
+    root::link::Ready sandbox_{};
+    std::map<uint32_t, Channel> channels_;
+    std::optional<root::link::Fault> pending_fault_;
+    uint32_t next_control_id_ = 1;
+    std::map<uint32_t, std::string> control_answers_;
+    std::condition_variable control_answered_;
+    uint64_t refused_posts_ = 0;
+    std::atomic<bool> stopping_{false};
+};
+
+}  // namespace hvkvm::vmm

@@ -1,0 +1,36 @@
+// A disk image as the VMM hands it to a device (the IDE controller) or the root partition
+// (storvsp): opened, checked and locked before any VM exists, so that every problem with it is an
+// input error (exit 2) naming its config key:
+//   - missing or unreadable; not a regular file or block device;
+//   - empty, or a size that is not a multiple of 512 bytes ("unaligned");
+//   - shorter (or longer) than `size_mib` when the config states one;
+//   - in use: an exclusive lock (OFD lock on the whole file) held by another disk of this VM or
+//     by another process. The lock lives as long as the open file, i.e. the VM.
+// cache "none" opens with O_DIRECT (I/O must then be 512-byte aligned in offset, size and
+// buffer address); read_only opens O_RDONLY and takes a shared lock only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "config/config.h"
+#include "kvm/unique_fd.h"
+
+namespace hvkvm::vmm {
+
+struct DiskImage {
+    DiskConfig config;
+    UniqueFd fd;
+    uint64_t size_bytes = 0;
+    static constexpr uint32_t kSectorSize = 512;
+    uint64_t sectors() const { return size_bytes / kSectorSize; }
+};
+
+// Opens every disk of the config, in order. Throws ConfigError("disks[i].path", ...) for the first
+// that cannot be used.
+std::vector<DiskImage> open_disk_images(const std::vector<DiskConfig>& disks);
+
+DiskImage open_disk_image(const DiskConfig& disk, const std::string& key_path);
+
+}  // namespace hvkvm::vmm
