@@ -310,6 +310,7 @@ void Bus::open_result(uint32_t relid, uint32_t status) { complete_reply(ReplyKin
 void Bus::unloaded() { complete_reply(ReplyKind::kUnload, 0, 0); }
 
 void Bus::rescinded(uint32_t relid) {
+    bump(stats_.rescinds);
     fail_replies_of(relid);
     {
         // Interrupts off: route_interrupts(relid, nullptr) waits for this like for a handler.
@@ -416,7 +417,7 @@ void Bus::channel_interrupt(uint32_t relid) {
 BusStats Bus::stats() const {
     return {load(stats_.messages_received), load(stats_.messages_refused), load(stats_.messages_dropped),
             load(stats_.messages_posted),   load(stats_.post_retries),     load(stats_.channel_interrupts),
-            load(stats_.stray_interrupts)};
+            load(stats_.stray_interrupts),  load(stats_.rescinds)};
 }
 
 }  // namespace hvkvm::guest::vmbus

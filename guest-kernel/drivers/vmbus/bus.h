@@ -58,6 +58,7 @@ struct BusStats {
     uint64_t post_retries;        // HvPostMessage said "insufficient buffers" and was retried
     uint64_t channel_interrupts;
     uint64_t stray_interrupts;    // a channel interrupt for a relid with no open channel
+    uint64_t rescinds;            // offers the host withdrew
 };
 
 class Bus final : private client::ClientTransport, private client::ClientEvents {

@@ -215,7 +215,16 @@ RingError Channel::send_gpa_direct(uint64_t transaction_id, const GpaRange* rang
 
 // --- Receiving --------------------------------------------------------------------------------------
 
+// Reading from now on: the host need not interrupt until the reader is about to sleep again
+// (Linux hv_begin_read). Only the reading thread changes the mask.
+void Channel::begin_reading() {
+    if (receive_masked_) return;
+    reader_.mask_signals();
+    receive_masked_ = true;
+}
+
 RingError Channel::next(ring::IncomingPacket& packet, ring::RangeBuffer ranges) {
+    begin_reading();
     const RingError error = reader_.next(packet, ranges);
     if (error != RingError::kOk) return error;
     bump(stats_.packets_received);
@@ -240,8 +249,7 @@ void Channel::release() {
 bool Channel::wait_for_packets(uint64_t deadline_ns) {
     for (;;) {
         if (is_rescinded()) return false;
-        // Reading from now on: the host need not interrupt (Linux hv_begin_read).
-        reader_.mask_signals();
+        begin_reading();
         if (reader_.has_data()) return true;
         if (requests_in_flight() != 0) {
             const uint64_t poll_ns = __atomic_load_n(&options_.poll_ns, __ATOMIC_RELAXED);
@@ -257,6 +265,7 @@ bool Channel::wait_for_packets(uint64_t deadline_ns) {
         }
         // About to sleep: re-enable the interrupt, then look once more (Linux hv_end_read).
         const uint64_t seen = interrupts_seen();
+        receive_masked_ = false;
         if (reader_.arm_signal()) {
             bump(stats_.arm_races);
             continue;  // masked again and taken at the top

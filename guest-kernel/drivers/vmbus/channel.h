@@ -5,8 +5,8 @@
 // pending-send size.
 //
 // Interrupt policy. A reader that is busy keeps the host -> guest ring masked (the host then
-// never signals it) and polls; it re-enables the interrupt only just before sleeping, and then
-// looks once more for a packet that slipped in before the host could see the mask cleared (the
+// never signals it): reading masks it, and it is re-enabled only just before sleeping, with one
+// more look for a packet that slipped in before the host could see the mask cleared (the
 // lost-wakeup check). The channel polls only while requests are in flight (sent with "completion
 // requested" and not yet completed), and then for at most `poll_ns`: a busy channel runs with no
 // interrupt and, if the host polls as well, no signal; an idle one sleeps until its interrupt.
@@ -93,6 +93,7 @@ private:
     void free_rings();
     BusError describe_and_open();
     void signal_host();
+    void begin_reading();
     // Sleeps until a channel interrupt later than `seen`, a rescind, or the deadline.
     bool wait_for_interrupt(uint64_t seen, uint64_t deadline_ns);
     uint64_t interrupts_seen() const { return __atomic_load_n(&stats_.interrupts, __ATOMIC_ACQUIRE); }
@@ -116,7 +117,8 @@ private:
 
     Mutex send_lock_;  // guards writer_ (a full ring makes a sender sleep)
     ring::RingWriter writer_;
-    ring::RingReader reader_;  // the receiving thread's
+    ring::RingReader reader_;       // the receiving thread's, as is:
+    bool receive_masked_ = false;   // whether it has asked the host not to interrupt
     uint32_t in_flight_ = 0;
 
     SpinLock wake_lock_;  // with interrupts disabled: wakers_ and the interrupt count's changes
