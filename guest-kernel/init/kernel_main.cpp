@@ -5,6 +5,7 @@
 #include "arch/x86_64/cpu.h"
 #include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
+#include "bench/vmbus_echo_bench.h"
 #include "drivers/vmbus/vmbus.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
@@ -106,7 +107,8 @@ void kernel_main(const abi::BootInfo& boot_info) {
         bool ok = false;
         if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
         else if (bench == "numa") ok = bench::run_numa_benchmark();
-        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa)\n", static_cast<int>(bench.size()), bench.data());
+        else if (bench == "vmbus_echo") ok = bench::run_vmbus_echo_benchmark(cmdline.value("vmbus_echo_only"));
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa, vmbus_echo)\n", static_cast<int>(bench.size()), bench.data());
         finish(ok);
     }
     if (cmdline.has("hang")) {

@@ -177,6 +177,27 @@ RingError Channel::send(const ring::OutgoingPacket& packet, uint64_t deadline_ns
     }
 }
 
+uint32_t Channel::send_batch(const ring::OutgoingPacket* packets, uint32_t count, RingError& error) {
+    MutexGuard guard(send_lock_);
+    error = is_rescinded() ? RingError::kNotAttached : RingError::kOk;
+    uint32_t written = 0;
+    while (error == RingError::kOk && written < count) {
+        const ring::OutgoingPacket& packet = packets[written];
+        if (packet.completion_requested) __atomic_fetch_add(&in_flight_, 1, __ATOMIC_RELAXED);
+        error = writer_.write(packet);
+        if (error == RingError::kOk) {
+            ++written;
+        } else if (packet.completion_requested) {
+            __atomic_fetch_sub(&in_flight_, 1, __ATOMIC_RELAXED);
+        }
+    }
+    if (written == 0) return 0;
+    __atomic_fetch_add(&stats_.packets_sent, written, __ATOMIC_RELAXED);
+    if (writer_.publish()) signal_host();
+    error = RingError::kOk;
+    return written;
+}
+
 RingError Channel::send_inband(uint64_t transaction_id, const void* data, uint32_t size, bool completion_requested,
                                uint64_t deadline_ns) {
     const ring::PayloadPiece piece{data, size};

@@ -62,6 +62,11 @@ public:
                                     const void* data, uint32_t size, bool completion_requested,
                                     uint64_t deadline_ns = 0);
 
+    // Batched sending: writes as many of `packets` as fit and publishes them together, one index
+    // store and at most one signal for the batch. Returns how many were written; when not even
+    // the first fits (or is refused) `error` says why. Never waits.
+    uint32_t send_batch(const ring::OutgoingPacket* packets, uint32_t count, ring::RingError& error);
+
     // Receiving. next() validates and consumes one packet; its payload stays readable until
     // release(), which hands the space back to the host (and signals it if it waits for room).
     ring::RingError next(ring::IncomingPacket& packet, ring::RangeBuffer ranges = {});

@@ -148,6 +148,58 @@ EchoResult EchoDevice::collect_locked(uint64_t& transaction_id, void* payload, u
     }
 }
 
+uint32_t EchoDevice::send_requests(uint64_t first_id, uint32_t count, const void* payload, uint32_t size) {
+    constexpr uint32_t kBatchLimit = 64;
+    MutexGuard in_use(use_lock_);
+    if (!channel_) return 0;
+    if (count > kBatchLimit) count = kBatchLimit;
+    const ring::PayloadPiece piece{payload, size};
+    ring::OutgoingPacket packets[kBatchLimit];
+    for (uint32_t i = 0; i < count; ++i) {
+        packets[i].type = ring::PacketType::kInBand;
+        packets[i].transaction_id = first_id + i;
+        packets[i].completion_requested = true;
+        packets[i].payload = &piece;
+        packets[i].payload_piece_count = size ? 1 : 0;
+    }
+    RingError error;
+    return channel_->send_batch(packets, count, error);
+}
+
+EchoResult EchoDevice::collect_available(uint32_t size, uint32_t& collected, uint64_t deadline_ns) {
+    MutexGuard in_use(use_lock_);
+    collected = 0;
+    if (!channel_) return EchoResult::kClosed;
+    const uint32_t padded = (size + ring::kPacketAlignment - 1) & ~(ring::kPacketAlignment - 1);
+    EchoResult result = EchoResult::kOk;
+    for (;;) {
+        ring::IncomingPacket packet;
+        const RingError error = channel_->next(packet);
+        if (error == RingError::kEmpty) {
+            if (collected != 0) break;
+            if (!channel_->wait_for_packets(deadline_ns)) {
+                result = channel_->is_rescinded() ? EchoResult::kClosed : EchoResult::kTimeout;
+                break;
+            }
+            continue;
+        }
+        if (error != RingError::kOk) {
+            result = EchoResult::kCorrupt;
+            break;
+        }
+        if (packet.type != ring::PacketType::kCompletion) {
+            ++unexpected_;
+            continue;
+        }
+        // Read like a consumer would, then check the size.
+        channel_->copy_payload(packet, 0, scratch_, packet.payload_size < service::kMaxPayload ? packet.payload_size : 0);
+        if (packet.payload_size != padded) result = EchoResult::kMismatch;
+        ++collected;
+    }
+    channel_->release();  // one index store for the whole batch
+    return result;
+}
+
 EchoResult EchoDevice::round_trip(const void* payload, uint32_t size, uint64_t deadline_ns) {
     if (size > service::kMaxPayload) return EchoResult::kSendFailed;
     MutexGuard in_use(use_lock_);

@@ -42,6 +42,13 @@ public:
     EchoResult send_request(uint64_t transaction_id, const void* payload, uint32_t size, uint64_t deadline_ns);
     EchoResult collect(uint64_t& transaction_id, void* payload, uint32_t capacity, uint32_t& size, uint64_t deadline_ns);
 
+    // Pipelined and batched: sends up to `count` requests (ids first_id, first_id + 1, ...) with
+    // one publish, returns how many went out (0: the ring is full or the channel gone). Then
+    // collects every completion available, waiting for the first until the deadline, with one
+    // release; each must have `size` payload bytes (padded to 8).
+    uint32_t send_requests(uint64_t first_id, uint32_t count, const void* payload, uint32_t size);
+    EchoResult collect_available(uint32_t size, uint32_t& collected, uint64_t deadline_ns);
+
     // Closes the channel and opens it again with other options (ring sizes, target CPU, polling).
     BusError reopen(const ChannelOptions& options);
 
