@@ -14,8 +14,8 @@
 #include "kernel/smp/smp.h"
 #include "kernel/test/ktest.h"
 #include "lib/string.h"
-#include "mm/page_allocator.h"
 #include "tests/test_threads.h"
+#include "tests/vmbus_test_support.h"
 #include "vmbus/services/echo.h"
 
 namespace hvkvm::guest {
@@ -29,23 +29,14 @@ using vmbus::echo::EchoDevice;
 using vmbus::echo::EchoResult;
 
 constexpr const char* kNoRoot = "needs the root partition's VMBus (vmbus.enabled) and its echo device";
-constexpr uint64_t kSecond = 1'000'000'000;
-
-uint64_t in(uint64_t ns) { return time::now_ns() + ns; }
+using test::echo_pattern;
+using test::fill_pattern;
+using test::in;
+using test::kSecond;
 
 EchoDevice* root_echo() {
     vmbus::Bus* bus = vmbus::bus();
     return bus ? vmbus::echo::first_device(*bus) : nullptr;
-}
-
-void fill_pattern(uint8_t* bytes, uint32_t size, uint32_t seed) {
-    for (uint32_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(seed * 29 + i * 11 + (i >> 9));
-}
-
-EchoResult echo_pattern(EchoDevice& echo, uint32_t size, uint32_t seed) {
-    static uint8_t bytes[echo_service::kMaxPayload];  // tests run one at a time
-    fill_pattern(bytes, size, seed);
-    return echo.round_trip(bytes, size, in(5 * kSecond));
 }
 
 // Puts the echo channel back the way the driver opened it, whatever a test did to it.
@@ -55,13 +46,6 @@ struct RestoreEchoChannel {
         if (echo) echo->reopen(vmbus::echo::default_channel_options());
     }
 };
-
-uint32_t gpadl_messages(uint32_t pages) {
-    const uint32_t words = pages + 1;
-    if (words <= protocol::kGpadlHeaderMaxWords) return 1;
-    const uint32_t body_words = words - protocol::kGpadlHeaderMaxWords;
-    return 1 + (body_words + protocol::kGpadlBodyMaxWords - 1) / protocol::kGpadlBodyMaxWords;
-}
 
 }  // namespace
 
@@ -83,39 +67,22 @@ KTEST(vmbus, gpadls_span_header_and_body_messages_up_to_the_size_limit) {
     KSKIP_UNLESS(root_echo(), kNoRoot);
     vmbus::Bus& bus = *vmbus::bus();
     vmbus::Device& device = root_echo()->device();
-    constexpr uint32_t kLargestGpadlPages = protocol::kGpadlMaxWords - 1;  // 8190: range_buflen's limit
-    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, kLargestGpadlPages};
-    constexpr uint32_t kBlocks = 8;
-    constexpr uint32_t kBlockPages = 1u << mm::kMaxOrder;
-    static_assert(kBlocks * kBlockPages >= kLargestGpadlPages + 1);
-    uint64_t blocks[kBlocks] = {};
-    static uint64_t pfns[kBlocks * kBlockPages];
-    bool allocated = true;
-    for (uint32_t block = 0; block < kBlocks; ++block) {
-        blocks[block] = mm::allocate_pages(mm::kMaxOrder);
-        allocated &= blocks[block] != 0;
-        for (uint32_t page = 0; page < kBlockPages; ++page)
-            pfns[block * kBlockPages + page] = blocks[block] / vmbus::kHvPageSize + page;
-    }
-    auto free_blocks = [&] {
-        for (uint64_t block : blocks)
-            if (block) mm::free_pages(block, mm::kMaxOrder);
-    };
-    if (!allocated) free_blocks();
-    KASSERT(allocated);
+    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, test::GpadlPages::kLargest};
+    test::GpadlPages pages_for_gpadls;
+    KASSERT(pages_for_gpadls.allocated());
+    const uint64_t* pfns = pages_for_gpadls.pfns();
     for (uint32_t pages : kPageCounts) {
         const uint64_t posted_before = bus.stats().messages_posted;
         uint32_t gpadl = 0;
         const BusError created = bus.create_gpadl(device, pfns, pages, gpadl);
         KEXPECT_EQ(created, BusError::kNone);
-        KEXPECT_EQ(bus.stats().messages_posted - posted_before, uint64_t{gpadl_messages(pages)});
+        KEXPECT_EQ(bus.stats().messages_posted - posted_before, uint64_t{test::gpadl_messages(pages)});
         if (created == BusError::kNone) KEXPECT_EQ(bus.teardown_gpadl(device, gpadl), BusError::kNone);
     }
     const uint64_t posted_before = bus.stats().messages_posted;
     uint32_t gpadl = 0;
-    KEXPECT_EQ(bus.create_gpadl(device, pfns, kLargestGpadlPages + 1, gpadl), BusError::kBadArgument);  // one past
+    KEXPECT_EQ(bus.create_gpadl(device, pfns, test::GpadlPages::kLargest + 1, gpadl), BusError::kBadArgument);  // one past
     KEXPECT_EQ(bus.stats().messages_posted, posted_before);
-    free_blocks();
     KEXPECT_EQ(bus.stats().messages_refused, 0u);
 }
 
@@ -139,9 +106,7 @@ void armed_exchange(void* context, uint32_t index) {
     if (index == 0) {  // the receiver
         for (uint32_t round = 0; round < exchange.rounds; ++round) {
             ring::IncomingPacket packet;
-            ring::RingError error;
-            while ((error = channel.next(packet)) == ring::RingError::kEmpty)
-                if (!channel.wait_for_packets(in(5 * kSecond))) break;
+            const ring::RingError error = test::next_packet(channel, packet, in(5 * kSecond));
             if (error != ring::RingError::kOk || packet.transaction_id != round + 1) ++exchange.failures;
             channel.release();
             __atomic_store_n(&exchange.completed, round + 1, __ATOMIC_RELEASE);
@@ -276,10 +241,7 @@ KTEST(vmbus, full_rings_wait_for_the_pending_send_size_signal_both_ways) {
     uint32_t collected = 0;
     for (; collected < sent + 1; ++collected) {
         ring::IncomingPacket packet;
-        ring::RingError error;
-        while ((error = channel.next(packet)) == ring::RingError::kEmpty)
-            if (!channel.wait_for_packets(in(10 * kSecond))) break;
-        if (error != ring::RingError::kOk) break;
+        if (test::next_packet(channel, packet, in(10 * kSecond)) != ring::RingError::kOk) break;
         KEXPECT_EQ(packet.transaction_id, uint64_t{collected} + 1);  // in order, none lost
         KEXPECT_EQ(packet.payload_size, uint32_t{sizeof payload});
         channel.release();  // crossing the VSP's pending size signals it

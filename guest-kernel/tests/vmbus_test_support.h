@@ -1,0 +1,52 @@
+// What the VMBus test suites share: deadlines, payload patterns and echo round trips, the number
+// of messages a GPADL takes, pages for GPADLs up to the size limit, and waiting for a packet.
+#pragma once
+
+#include <stdint.h>
+
+#include "arch/x86_64/time.h"
+#include "drivers/vmbus/channel.h"
+#include "drivers/vmbus/echo_vsc.h"
+
+namespace hvkvm::guest::test {
+
+inline constexpr uint64_t kSecond = 1'000'000'000;
+inline uint64_t in(uint64_t ns) { return time::now_ns() + ns; }
+
+void fill_pattern(uint8_t* bytes, uint32_t size, uint32_t seed);
+// A round trip of `size` pattern bytes, with a 5 s limit.
+vmbus::echo::EchoResult echo_pattern(vmbus::echo::EchoDevice& echo, uint32_t size, uint32_t seed);
+
+// HvPostMessages a GPADL of `pages` pages takes: a header with 27 words (the range header and 26
+// PFNs), then bodies of 28 words.
+uint32_t gpadl_messages(uint32_t pages);
+
+// The largest GPADL range_buflen can announce (8190 pages), and a page more: real pages from the
+// allocator's largest blocks (a GPADL lists any pages, in any order). Freed on destruction.
+class GpadlPages {
+public:
+    static constexpr uint32_t kLargest = ::hvkvm::vmbus::protocol::kGpadlMaxWords - 1;
+
+    GpadlPages();
+    ~GpadlPages();
+    GpadlPages(const GpadlPages&) = delete;
+    GpadlPages& operator=(const GpadlPages&) = delete;
+
+    bool allocated() const { return allocated_; }
+    const uint64_t* pfns() const { return pfns_; }
+
+private:
+    static constexpr uint32_t kBlocks = 8;
+    static constexpr uint32_t kBlockPages = 1024;  // 2^mm::kMaxOrder (checked in the .cpp)
+
+    uint64_t blocks_[kBlocks] = {};
+    uint64_t* pfns_;  // kBlocks * kBlockPages entries
+    bool allocated_ = true;
+};
+
+// The channel's next packet, waiting for one until the deadline: kOk, kEmpty (nothing came) or
+// the ring's error.
+::hvkvm::vmbus::ring::RingError next_packet(vmbus::Channel& channel, ::hvkvm::vmbus::ring::IncomingPacket& packet,
+                                            uint64_t deadline_ns);
+
+}  // namespace hvkvm::guest::test
