@@ -316,14 +316,7 @@ KTEST(vmbus_loopback, packets_wrap_around_small_rings_intact) {
     const uint32_t largest = echo.channel()->max_inband_payload();
     KEXPECT_EQ(largest, 4096u - 8 - 16 - 8);  // one unit stays free, descriptor and trailer
     uint64_t bytes = 0;
-    uint32_t failures = 0;
-    for (uint32_t i = 0; i < 1500; ++i) {
-        const uint32_t size = 1 + (i * 37) % 1900;  // odd sizes: every alignment of the wrap
-        const EchoResult result = echo_pattern(echo, size, i);
-        if (result != EchoResult::kOk && failures++ == 0) kprint("    round trip %u (%u bytes): %s\n", i, size, vmbus::echo::echo_result_name(result));
-        bytes += size;
-    }
-    KEXPECT_EQ(failures, 0u);
+    KEXPECT_EQ(test::wrap_around_round_trips(echo, bytes), 0u);
     KEXPECT(bytes > 300 * 4096);  // both rings wrapped hundreds of times
     KEXPECT_EQ(echo_pattern(echo, largest, 1), EchoResult::kOk);  // the largest packet fits exactly
     static uint8_t one_more[4096];
@@ -413,25 +406,6 @@ KTEST(vmbus_loopback, a_full_ring_waits_for_the_pending_send_size_signal) {
     KEXPECT(echo.channel()->stats().host_signals > signals_before);  // a release crossed the host's pending size
 }
 
-namespace {
-
-struct PolicyRun {
-    EchoDevice* echo;
-    uint32_t messages;
-    uint32_t failures;
-    vmbus::ChannelStats before, after;
-};
-
-void run_round_trips(void* context, uint32_t) {
-    auto& run = *static_cast<PolicyRun*>(context);
-    run.before = run.echo->channel()->stats();
-    for (uint32_t i = 0; i < run.messages; ++i)
-        if (echo_pattern(*run.echo, 64, i) != EchoResult::kOk) ++run.failures;
-    run.after = run.echo->channel()->stats();
-}
-
-}  // namespace
-
 KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
     KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs (the host's VSP polls on its own)");
     // Polls long enough to ride out a vCPU that the (shared, overcommitted) host deschedules.
@@ -448,8 +422,8 @@ KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sl
     KASSERT(echo.reopen(options) == BusError::kNone);
 
     // Busy: queue depth 1, back to back, from a thread on another CPU than the VSP.
-    PolicyRun busy{&echo, 2'000, 0, {}, {}};
-    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, run_round_trips, &busy));
+    test::RoundTripRun busy{&echo, 2'000, 0, {}, {}};
+    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, test::run_round_trips, &busy));
     KEXPECT_EQ(busy.failures, 0u);
     const uint64_t busy_interrupts = busy.after.interrupts - busy.before.interrupts;
     const uint64_t busy_signals = busy.after.host_signals - busy.before.host_signals;
@@ -464,17 +438,10 @@ KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sl
     KEXPECT(busy_interrupts * 100 <= busy.messages);
     KEXPECT(busy_signals * 100 <= busy.messages);
 
-    // Idle: no polling, so every wait re-enables the interrupt and sleeps until it comes.
-    echo.channel()->set_poll_ns(0);
-    PolicyRun idle{&echo, 200, 0, {}, {}};
-    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, run_round_trips, &idle));
-    KEXPECT_EQ(idle.failures, 0u);
-    const uint64_t idle_interrupts = idle.after.interrupts - idle.before.interrupts;
-    const uint64_t idle_slept = idle.after.waits_slept - idle.before.waits_slept;
-    kprint("    idle: %u round trips, %lu interrupts, %lu waits slept, %lu re-enables found a packet\n", idle.messages,
-           idle_interrupts, idle_slept, idle.after.arm_races - idle.before.arm_races);
-    KEXPECT(idle_slept * 2 >= idle.messages);  // most waits slept ...
-    KEXPECT(idle_interrupts >= idle_slept);     // ... and each was woken by its interrupt
+    // Idle: every completion finds the reader asleep, interrupt enabled: one interrupt each.
+    test::ArmedExchange exchange;
+    KEXPECT_EQ(test::idle_round_trips(*echo.channel(), 100, exchange), 100u);
+    KEXPECT_EQ(exchange.failures, 0u);
 }
 
 }  // namespace hvkvm::guest

@@ -1,5 +1,8 @@
 #include "tests/vmbus_test_support.h"
 
+#include "kernel/console.h"
+#include "kernel/sched/thread.h"
+#include "tests/test_threads.h"
 #include "mm/page_allocator.h"
 #include "vmbus/services/echo.h"
 
@@ -46,11 +49,81 @@ GpadlPages::~GpadlPages() {
         if (block) mm::free_pages(block, mm::kMaxOrder);
 }
 
+uint32_t wrap_around_round_trips(vmbus::echo::EchoDevice& echo, uint64_t& bytes) {
+    uint32_t failures = 0;
+    bytes = 0;
+    for (uint32_t i = 0; i < 1500; ++i) {
+        const uint32_t size = 1 + (i * 37) % 1900;
+        const vmbus::echo::EchoResult result = echo_pattern(echo, size, i);
+        if (result != vmbus::echo::EchoResult::kOk && failures++ == 0)
+            kprint("    round trip %u (%u bytes): %s\n", i, size, vmbus::echo::echo_result_name(result));
+        bytes += size;
+    }
+    return failures;
+}
+
+void run_round_trips(void* context, uint32_t) {
+    auto& run = *static_cast<RoundTripRun*>(context);
+    run.before = run.echo->channel()->stats();
+    for (uint32_t i = 0; i < run.messages; ++i)
+        if (echo_pattern(*run.echo, 64, i) != vmbus::echo::EchoResult::kOk) ++run.failures;
+    run.after = run.echo->channel()->stats();
+}
+
 ring::RingError next_packet(vmbus::Channel& channel, ring::IncomingPacket& packet, uint64_t deadline_ns) {
     ring::RingError error;
     while ((error = channel.next(packet)) == ring::RingError::kEmpty)
         if (!channel.wait_for_packets(deadline_ns)) return channel.next(packet);
     return error;
+}
+
+namespace {
+
+void armed_exchange(void* context, uint32_t index) {
+    auto& exchange = *static_cast<ArmedExchange*>(context);
+    vmbus::Channel& channel = *exchange.channel;
+    static const uint8_t payload[64] = {1, 2, 3};
+    if (index == 0) {  // the receiver
+        for (uint32_t round = 0; round < exchange.rounds; ++round) {
+            ring::IncomingPacket packet;
+            const ring::RingError error = next_packet(channel, packet, in(5 * kSecond));
+            if (error != ring::RingError::kOk || packet.transaction_id != round + 1) ++exchange.failures;
+            channel.release();
+            __atomic_store_n(&exchange.completed, round + 1, __ATOMIC_RELEASE);
+            if (error != ring::RingError::kOk) return;
+        }
+        return;
+    }
+    for (uint32_t round = 0; round < exchange.rounds; ++round) {  // the sender
+        const uint64_t deadline = in(5 * kSecond);
+        // The receiver is asleep for this round (each round it sleeps once before its packet).
+        while (channel.stats().waits_slept <= exchange.slept_before + round && time::now_ns() < deadline)
+            sched::sleep_ns(50'000);
+        if (channel.send_inband(round + 1, payload, sizeof payload, true, deadline) != ring::RingError::kOk) {
+            ++exchange.failures;
+            return;
+        }
+        while (__atomic_load_n(&exchange.completed, __ATOMIC_ACQUIRE) <= round && time::now_ns() < deadline)
+            sched::sleep_ns(50'000);
+    }
+}
+
+}  // namespace
+
+bool run_armed_exchange(vmbus::Channel& channel, uint32_t rounds, ArmedExchange& exchange) {
+    exchange = {&channel, rounds, channel.stats().waits_slept, 0, 0};
+    return test::run_in_threads(2, test::Placement::kFree, armed_exchange, &exchange);
+}
+
+
+uint64_t idle_round_trips(vmbus::Channel& channel, uint32_t rounds, ArmedExchange& exchange) {
+    const vmbus::ChannelStats before = channel.stats();
+    if (!run_armed_exchange(channel, rounds, exchange)) return ~0ull;
+    const vmbus::ChannelStats after = channel.stats();
+    const uint64_t interrupts = after.interrupts - before.interrupts;
+    kprint("    idle: %u round trips, %lu interrupts, %lu waits slept\n", rounds, interrupts,
+           after.waits_slept - before.waits_slept);
+    return interrupts;
 }
 
 }  // namespace hvkvm::guest::test

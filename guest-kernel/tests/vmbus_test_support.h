@@ -44,6 +44,36 @@ private:
     bool allocated_ = true;
 };
 
+// 1500 round trips of odd sizes (1..1900 bytes: every alignment of the wrap) through whatever
+// rings the device has open. Returns how many failed (the first is printed); `bytes` says how much
+// went through.
+uint32_t wrap_around_round_trips(vmbus::echo::EchoDevice& echo, uint64_t& bytes);
+
+// Queue-depth-1 round trips of 64 bytes, and what the channel counted meanwhile (for
+// run_in_threads: the body runs in a thread placed as the test asks).
+struct RoundTripRun {
+    vmbus::echo::EchoDevice* echo;
+    uint32_t messages;
+    uint32_t failures;
+    vmbus::ChannelStats before, after;
+};
+void run_round_trips(void* run, uint32_t thread_index);
+
+// Requests answered to a reader that is already asleep: one thread re-enables the channel's
+// interrupt and sleeps (nothing is in flight, so it does not poll) before the other sends, so each
+// completion must interrupt it. What an idle channel costs. False if the threads did not start.
+struct ArmedExchange {
+    vmbus::Channel* channel;
+    uint32_t rounds;
+    uint64_t slept_before;  // the channel's waits_slept before the first round
+    uint32_t completed;
+    uint32_t failures;
+};
+bool run_armed_exchange(vmbus::Channel& channel, uint32_t rounds, ArmedExchange& exchange);
+// `rounds` armed exchanges; prints and returns the channel interrupts they took (~0 if the
+// threads did not start).
+uint64_t idle_round_trips(vmbus::Channel& channel, uint32_t rounds, ArmedExchange& exchange);
+
 // The channel's next packet, waiting for one until the deadline: kOk, kEmpty (nothing came) or
 // the ring's error.
 ::hvkvm::vmbus::ring::RingError next_packet(vmbus::Channel& channel, ::hvkvm::vmbus::ring::IncomingPacket& packet,
