@@ -14,6 +14,7 @@
 #include "kernel/smp/smp.h"
 #include "kernel/test/ktest.h"
 #include "lib/string.h"
+#include "mm/page_allocator.h"
 #include "tests/test_threads.h"
 #include "tests/vmbus_test_host.h"
 #include "tests/vmbus_test_support.h"
@@ -226,6 +227,25 @@ KTEST(vmbus_loopback, a_channel_opens_on_each_cpu_and_closes_cleanly) {
     KEXPECT_EQ(f->host().server_gpadl_count(), 0u);
     KEXPECT_EQ(f->echo_count(), 0u);
     KEXPECT_EQ(f->host().server_counters().refused, 0u);
+}
+
+KTEST(vmbus_loopback, ring_sizes_are_checked_before_anything_is_sent) {
+    BusHolder f{started_echo_bus()};
+    KASSERT(f.bus);
+    EchoDevice& echo = *f->echo();
+    vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
+    options.send_ring_pages = 1u << mm::kMaxOrder;  // the largest ring: 4 MiB
+    KEXPECT_EQ(echo.reopen(options), BusError::kNone);
+    KEXPECT_EQ(echo_pattern(echo, 4096, 1), EchoResult::kOk);
+    const uint64_t posted = f->bus().stats().messages_posted;
+    options.send_ring_pages = (1u << mm::kMaxOrder) + 1;  // one page more
+    KEXPECT_EQ(echo.reopen(options), BusError::kBadArgument);
+    options = vmbus::echo::default_channel_options();
+    options.receive_ring_pages = 0;
+    KEXPECT_EQ(echo.reopen(options), BusError::kBadArgument);
+    // The refused opens sent nothing but the old channel's close and teardown.
+    KEXPECT_EQ(f->bus().stats().messages_posted - posted, 2u);
+    KEXPECT_EQ(f->host().server_gpadl_count(), 0u);
 }
 
 KTEST(vmbus_loopback, unload_then_connect_again_offers_everything_anew) {
