@@ -445,6 +445,10 @@ void interrupt(Device& device, uint32_t queue) {
     reap(device, queue, CompletionSource::kInterrupt);
 }
 
+void count_interrupt(Device& device) { add(device.stats.interrupts); }
+
+void reap_after_interrupt(Device& device, uint32_t queue) { reap(device, queue, CompletionSource::kInterrupt); }
+
 // --- completion ports ---------------------------------------------------------------------------
 
 CompletionPort::~CompletionPort() {

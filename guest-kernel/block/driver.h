@@ -86,5 +86,10 @@ void complete(Command& command, IoStatus status, uint32_t device_error = 0);
 // From the driver's interrupt handler, after it acknowledged its device: counts the interrupt and
 // reaps the queue.
 void interrupt(Device& device, uint32_t queue);
+// For a driver whose interrupt handler leaves work to a thread (ATA PIO moves its data there):
+// count_interrupt() counts one that completes nothing by itself; reap_after_interrupt() reaps, from
+// that thread, completions an interrupt already counted led to.
+void count_interrupt(Device& device);
+void reap_after_interrupt(Device& device, uint32_t queue);
 
 }  // namespace hvkvm::guest::block

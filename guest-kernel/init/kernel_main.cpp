@@ -5,6 +5,7 @@
 #include "arch/x86_64/cpu.h"
 #include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
+#include "drivers/ata.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
 #include "kernel/console.h"
@@ -80,6 +81,16 @@ void print_numa_topology() {
     }
 }
 
+// The IDE channel's drives become block devices; `ata=pio` or `ata=dma` (the default) says how
+// they move data.
+void probe_storage(const Cmdline& cmdline) {
+    bool found = false;
+    const StringView mode = cmdline.value("ata", &found);
+    if (found && !(mode == "pio" || mode == "dma"))
+        kprint("ata=%.*s: unknown mode (pio or dma): using dma\n", static_cast<int>(mode.size()), mode.data());
+    ata::probe(found && mode == "pio" ? ata::Mode::kPio : ata::Mode::kDma);
+}
+
 }  // namespace
 
 void kernel_main(const abi::BootInfo& boot_info) {
@@ -87,6 +98,7 @@ void kernel_main(const abi::BootInfo& boot_info) {
     const Cmdline cmdline(StringView(reinterpret_cast<const char*>(boot_info.cmdline_gpa), boot_info.cmdline_length));
     print_banner(boot_info, cmdline);
     print_numa_topology();
+    probe_storage(cmdline);
 
     bool found = false;
     const StringView crash_kind = cmdline.value("crash", &found);

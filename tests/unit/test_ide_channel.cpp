@@ -200,7 +200,7 @@ constexpr uint8_t kFailed = ata::kStatusDrdy | ata::kStatusErr;
 
 }  // namespace
 
-TEST_CASE("IDE: after reset both present devices are ready with the ATA signature; an absent one reads 0", "[ide]") {
+TEST_CASE("storage IDE: after reset both present devices are ready with the ATA signature; an absent one reads 0", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     CHECK(h.status() == kReady);
@@ -216,7 +216,7 @@ TEST_CASE("IDE: after reset both present devices are ready with the ATA signatur
     CHECK(h.line.edges == 0);
 }
 
-TEST_CASE("IDE: IDENTIFY DEVICE describes the disk, with a valid checksum", "[ide]") {
+TEST_CASE("storage IDE: IDENTIFY DEVICE describes the disk, with a valid checksum", "[ide]") {
     FakeDisk master("a-disk-id-longer-than-twenty-chars", 0x12345678);  // beyond LBA28
     Harness h(&master);
     h.select(0);
@@ -245,7 +245,7 @@ TEST_CASE("IDE: IDENTIFY DEVICE describes the disk, with a valid checksum", "[id
     CHECK(sum == 0);
 }
 
-TEST_CASE("IDE: a PIO read is BSY until the worker ran, then one DRQ block and one interrupt per sector", "[ide]") {
+TEST_CASE("storage IDE: a PIO read is BSY until the worker ran, then one DRQ block and one interrupt per sector", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.lba28(10, 3);
@@ -266,7 +266,7 @@ TEST_CASE("IDE: a PIO read is BSY until the worker ran, then one DRQ block and o
     CHECK(h.channel.stats().pio_sectors == 3);
 }
 
-TEST_CASE("IDE: a PIO read longer than the buffer runs as several jobs", "[ide]") {
+TEST_CASE("storage IDE: a PIO read longer than the buffer runs as several jobs", "[ide]") {
     constexpr uint32_t kChunk = IdeChannel::kBufferBytes / kSector;
     FakeDisk master("disk0", 2 * kChunk + 8);
     Harness h(&master);
@@ -282,7 +282,7 @@ TEST_CASE("IDE: a PIO read longer than the buffer runs as several jobs", "[ide]"
     CHECK(master.reads == 2);
 }
 
-TEST_CASE("IDE: a PIO write takes the first block without an interrupt and writes when the buffer is full", "[ide]") {
+TEST_CASE("storage IDE: a PIO write takes the first block without an interrupt and writes when the buffer is full", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.lba28(5, 2);
@@ -306,7 +306,7 @@ TEST_CASE("IDE: a PIO write takes the first block without an interrupt and write
     for (uint32_t i = 0; i < 2 * kSector; ++i) REQUIRE(master.at(5 * kSector + i) == std::byte(block[i % kSector]));
 }
 
-TEST_CASE("IDE: with the write cache disabled writes are write-through", "[ide]") {
+TEST_CASE("storage IDE: with the write cache disabled writes are write-through", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.select(0);
@@ -320,7 +320,7 @@ TEST_CASE("IDE: with the write cache disabled writes are write-through", "[ide]"
     CHECK(master.last_write_mode == WriteMode::kWriteThrough);
 }
 
-TEST_CASE("IDE: the last sector of the disk is addressable, one past it is IDNF (LBA28 and LBA48)", "[ide]") {
+TEST_CASE("storage IDE: the last sector of the disk is addressable, one past it is IDNF (LBA28 and LBA48)", "[ide]") {
     FakeDisk master("disk0", 300);
     Harness h(&master);
     h.lba28(300 - 4, 4);
@@ -347,7 +347,7 @@ TEST_CASE("IDE: the last sector of the disk is addressable, one past it is IDNF 
     CHECK(h.error() == ata::kErrorIdnf);
 }
 
-TEST_CASE("IDE: a sector count of 0 means 256 (LBA28) and 65536 (LBA48)", "[ide]") {
+TEST_CASE("storage IDE: a sector count of 0 means 256 (LBA28) and 65536 (LBA48)", "[ide]") {
     FakeDisk master("disk0", 65536);
     Harness h(&master);
     h.lba28(65536 - 256, 0);
@@ -370,7 +370,7 @@ TEST_CASE("IDE: a sector count of 0 means 256 (LBA28) and 65536 (LBA48)", "[ide]
     CHECK(h.error() == ata::kErrorIdnf);
 }
 
-TEST_CASE("IDE: a read-only disk refuses PIO and DMA writes and serves reads", "[ide]") {
+TEST_CASE("storage IDE: a read-only disk refuses PIO and DMA writes and serves reads", "[ide]") {
     FakeDisk master("ro", 64, true);
     Harness h(&master);
     for (uint8_t command : {ata::kCommandWriteSectors, ata::kCommandWriteSectorsExt, ata::kCommandWriteDma, ata::kCommandWriteDmaExt}) {
@@ -389,7 +389,7 @@ TEST_CASE("IDE: a read-only disk refuses PIO and DMA writes and serves reads", "
     CHECK(h.status() == kDataRequest);
 }
 
-TEST_CASE("IDE: CHS addressing, unknown commands and bad SET FEATURES are aborted", "[ide]") {
+TEST_CASE("storage IDE: CHS addressing, unknown commands and bad SET FEATURES are aborted", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.out8(ata::kDevice, 0);  // CHS
@@ -418,7 +418,7 @@ TEST_CASE("IDE: CHS addressing, unknown commands and bad SET FEATURES are aborte
     CHECK(h.channel.stats().errors == 1 + 5 + 5);
 }
 
-TEST_CASE("IDE: LBA48 registers keep their previous bytes, read back with HOB", "[ide]") {
+TEST_CASE("storage IDE: LBA48 registers keep their previous bytes, read back with HOB", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.lba48(0x123456789abcull, 0x0102);
@@ -432,7 +432,7 @@ TEST_CASE("IDE: LBA48 registers keep their previous bytes, read back with HOB", 
     CHECK(h.in8(ata::kLbaMid) == 0x9a);
 }
 
-TEST_CASE("IDE: task-file writes while busy are ignored and counted", "[ide]") {
+TEST_CASE("storage IDE: task-file writes while busy are ignored and counted", "[ide]") {
     FakeDisk master("disk0", 64), slave("disk1", 64);
     Harness h(&master, &slave);
     h.lba28(1, 1);
@@ -449,7 +449,7 @@ TEST_CASE("IDE: task-file writes while busy are ignored and counted", "[ide]") {
     CHECK(h.status() == kDataRequest);
 }
 
-TEST_CASE("IDE: nIEN keeps the device from interrupting", "[ide]") {
+TEST_CASE("storage IDE: nIEN keeps the device from interrupting", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.control(ata::kControlNien);
@@ -463,7 +463,7 @@ TEST_CASE("IDE: nIEN keeps the device from interrupting", "[ide]") {
     CHECK((h.bm_in8(ata::kBmStatus) & ata::kBmInterrupt) == 0);
 }
 
-TEST_CASE("IDE: FLUSH CACHE runs on the worker; a failed flush is a device fault", "[ide]") {
+TEST_CASE("storage IDE: FLUSH CACHE runs on the worker; a failed flush is a device fault", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.select(0);
@@ -482,7 +482,7 @@ TEST_CASE("IDE: FLUSH CACHE runs on the worker; a failed flush is a device fault
     CHECK(h.channel.stats().host_errors == 1);
 }
 
-TEST_CASE("IDE: host read and write errors reach the guest as UNC and as a device fault", "[ide]") {
+TEST_CASE("storage IDE: host read and write errors reach the guest as UNC and as a device fault", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     master.read_error = EIO;
@@ -505,7 +505,7 @@ TEST_CASE("IDE: host read and write errors reach the guest as UNC and as a devic
     CHECK(h.channel.stats().host_errors == 3);
 }
 
-TEST_CASE("IDE: DMA moves data through a PRD table, across RAM regions, and interrupts once", "[ide]") {
+TEST_CASE("storage IDE: DMA moves data through a PRD table, across RAM regions, and interrupts once", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     // 3 sectors: 1000 bytes just below the region boundary, 536 just above it.
@@ -531,7 +531,7 @@ TEST_CASE("IDE: DMA moves data through a PRD table, across RAM regions, and inte
     CHECK(h.channel.stats().dma_transfers == 2);
 }
 
-TEST_CASE("IDE: a DMA command waits for the engine's start bit, in either order", "[ide]") {
+TEST_CASE("storage IDE: a DMA command waits for the engine's start bit, in either order", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.ram.put_prd(0x2000, 0, 0x8000, kSector, true);
@@ -572,7 +572,7 @@ bool dma_read_ok(Harness& h, uint32_t table, uint32_t sectors = 1) {
 
 }  // namespace
 
-TEST_CASE("IDE: PRD limits: each at exact fit and one past", "[ide]") {
+TEST_CASE("storage IDE: PRD limits: each at exact fit and one past", "[ide]") {
     FakeDisk master("disk0", 2048);
     Harness h(&master);
 
@@ -622,7 +622,7 @@ TEST_CASE("IDE: PRD limits: each at exact fit and one past", "[ide]") {
     CHECK(master.writes == 0);
 }
 
-TEST_CASE("IDE: the PRD reader stops at the table's 64 KiB boundary wherever the table starts", "[ide]") {
+TEST_CASE("storage IDE: the PRD reader stops at the table's 64 KiB boundary wherever the table starts", "[ide]") {
     FakeRam ram;
     // 16 entries before the boundary: the 16th may end the table, a 17th is never read.
     const uint64_t table = 0x20000 - 16 * 8;
@@ -637,7 +637,7 @@ TEST_CASE("IDE: the PRD reader stops at the table's 64 KiB boundary wherever the
     CHECK(read_prd_table(ram, table + 2, 32).problem == PrdProblem::kTableNotAligned);
 }
 
-TEST_CASE("IDE: a reset during a running job keeps the devices BSY until it ends and drops its result", "[ide]") {
+TEST_CASE("storage IDE: a reset during a running job keeps the devices BSY until it ends and drops its result", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.lba28(3, 1);
@@ -663,7 +663,7 @@ TEST_CASE("IDE: a reset during a running job keeps the devices BSY until it ends
     CHECK(std::byte(h.read_data(kSector)[0]) == FakeDisk::pattern(3 * kSector));
 }
 
-TEST_CASE("IDE: a reset drops a queued job before it runs", "[ide]") {
+TEST_CASE("storage IDE: a reset drops a queued job before it runs", "[ide]") {
     FakeDisk master("disk0", 64);
     Harness h(&master);
     h.select(0);

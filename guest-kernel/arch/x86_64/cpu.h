@@ -19,6 +19,14 @@ inline uint8_t inb(uint16_t port) {
     return value;
 }
 
+// String port I/O of 32-bit elements (`rep insl` / `rep outsl`): a device's data port.
+inline void insl(uint16_t port, void* destination, uint64_t count) {
+    __asm__ volatile("rep insl" : "+D"(destination), "+c"(count) : "d"(port) : "memory");
+}
+inline void outsl(uint16_t port, const void* source, uint64_t count) {
+    __asm__ volatile("rep outsl" : "+S"(source), "+c"(count) : "d"(port) : "memory");
+}
+
 inline uint64_t rdtsc() {
     uint32_t low, high;
     __asm__ volatile("rdtsc" : "=a"(low), "=d"(high));
