@@ -17,6 +17,9 @@ class RamDisk;
 
 namespace {
 
+// The disk is kept in pieces of the heap's largest block.
+constexpr uint64_t kPieceBytes = 4ull << 20;
+
 // One hardware queue's "device side".
 struct QueueState {
     RamDisk* disk = nullptr;
@@ -39,13 +42,19 @@ public:
     explicit RamDisk(const Options& options) : options_(options) {}
 
     bool init() {
-        storage_ = static_cast<uint8_t*>(mm::allocate(options_.sectors * block::kSectorSize, abi::kPageSize));
-        void* queues = mm::allocate(sizeof(QueueState) * options_.limits.hardware_queues, alignof(QueueState));
-        if (!storage_ || !queues) {
-            mm::free(queues);
-            return false;
+        const uint64_t bytes = options_.sectors * block::kSectorSize;
+        pieces_count_ = (bytes + kPieceBytes - 1) / kPieceBytes;
+        pieces_ = static_cast<uint8_t**>(mm::allocate(sizeof(uint8_t*) * pieces_count_));
+        if (!pieces_) return false;
+        memset(pieces_, 0, sizeof(uint8_t*) * pieces_count_);
+        for (uint64_t i = 0; i < pieces_count_; ++i) {
+            const uint64_t piece = bytes - i * kPieceBytes < kPieceBytes ? bytes - i * kPieceBytes : kPieceBytes;
+            pieces_[i] = static_cast<uint8_t*>(mm::allocate(piece, abi::kPageSize));
+            if (!pieces_[i]) return false;
+            memset(pieces_[i], 0, piece);
         }
-        memset(storage_, 0, options_.sectors * block::kSectorSize);
+        void* queues = mm::allocate(sizeof(QueueState) * options_.limits.hardware_queues, alignof(QueueState));
+        if (!queues) return false;
         queues_ = static_cast<QueueState*>(queues);
         for (uint32_t i = 0; i < options_.limits.hardware_queues; ++i) {
             QueueState& queue = *new (&queues_[i]) QueueState;
@@ -65,7 +74,8 @@ public:
         if (queues_)
             for (uint32_t i = 0; i < options_.limits.hardware_queues; ++i) queues_[i].~QueueState();
         mm::free(queues_);
-        mm::free(storage_);
+        for (uint64_t i = 0; pieces_ && i < pieces_count_; ++i) mm::free(pieces_[i]);
+        mm::free(pieces_);
     }
 
     void start(block::Command& command) override {
@@ -148,7 +158,10 @@ public:
     }
 
     block::Device& device() { return *device_; }
-    uint8_t* storage() { return storage_; }
+    uint8_t* sector_data(uint64_t sector) {
+        const uint64_t offset = sector * block::kSectorSize;
+        return pieces_[offset / kPieceBytes] + offset % kPieceBytes;
+    }
     uint64_t commands_started() {
         IrqSpinLockGuard guard(log_lock_);
         return started_;
@@ -170,18 +183,20 @@ private:
         if (command.operation == block::Operation::kFlush) return block::IoStatus::kOk;
         if (options_.failing_sector >= command.sector && options_.failing_sector < command.sector + command.sectors)
             return block::IoStatus::kDeviceError;
-        uint8_t* at = storage_ + command.sector * block::kSectorSize;
+        uint64_t sector = command.sector;
         for (uint32_t i = 0; i < command.segment_count; ++i) {
             auto* memory = reinterpret_cast<uint8_t*>(command.segments[i].physical);
-            if (command.operation == block::Operation::kRead) memcpy(memory, at, command.segments[i].bytes);
-            else memcpy(at, memory, command.segments[i].bytes);
-            at += command.segments[i].bytes;
+            for (uint32_t done = 0; done < command.segments[i].bytes; done += block::kSectorSize, ++sector) {
+                if (command.operation == block::Operation::kRead) memcpy(memory + done, sector_data(sector), block::kSectorSize);
+                else memcpy(sector_data(sector), memory + done, block::kSectorSize);
+            }
         }
         return block::IoStatus::kOk;
     }
 
     Options options_;
-    uint8_t* storage_ = nullptr;
+    uint8_t** pieces_ = nullptr;  // of kPieceBytes (the last one may be shorter)
+    uint64_t pieces_count_ = 0;
     QueueState* queues_ = nullptr;
     block::Device* device_ = nullptr;
     SpinLock log_lock_;  // guards the log
@@ -217,7 +232,7 @@ void destroy(RamDisk* disk) {
 }
 
 block::Device& device(RamDisk& disk) { return disk.device(); }
-uint8_t* contents(RamDisk& disk) { return disk.storage(); }
+uint8_t* sector_data(RamDisk& disk, uint64_t sector) { return disk.sector_data(sector); }
 uint32_t release_held(RamDisk& disk) { return disk.release_held(); }
 uint32_t held(RamDisk& disk) { return disk.held(); }
 bool interrupts_enabled(RamDisk& disk, uint32_t queue) { return disk.interrupts_enabled(queue); }

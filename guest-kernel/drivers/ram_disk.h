@@ -48,7 +48,8 @@ RamDisk* create(const Options& options);
 void destroy(RamDisk* disk);
 
 block::Device& device(RamDisk& disk);
-uint8_t* contents(RamDisk& disk);  // sectors * 512 bytes
+// The bytes of one sector (the disk is kept in 4 MiB pieces; a sector never straddles two).
+uint8_t* sector_data(RamDisk& disk, uint64_t sector);
 // kHeld: completes every held command, interrupting on this CPU (or leaving them to a poll while
 // the queue's interrupts are off). Returns how many.
 uint32_t release_held(RamDisk& disk);

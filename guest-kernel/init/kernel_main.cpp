@@ -3,6 +3,7 @@
 #include <stdarg.h>
 
 #include "arch/x86_64/cpu.h"
+#include "bench/io_bench.h"
 #include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
 #include "drivers/ata.h"
@@ -112,7 +113,8 @@ void kernel_main(const abi::BootInfo& boot_info) {
         bool ok = false;
         if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
         else if (bench == "numa") ok = bench::run_numa_benchmark();
-        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa)\n", static_cast<int>(bench.size()), bench.data());
+        else if (bench == "io") ok = bench::run_io_benchmark(cmdline);
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa, io)\n", static_cast<int>(bench.size()), bench.data());
         exit_to_vmm(ok ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
     }
     if (cmdline.has("hang")) {
