@@ -84,11 +84,16 @@ public:
         QueueState& queue = queues_[command.queue];
         if (options_.completion == Completion::kInline)
             return block::complete(command, status, status == block::IoStatus::kOk ? 0 : kDeviceErrorDetail);
-        IrqSpinLockGuard guard(queue.lock);
-        queue.started[command.tag] = &command;
-        queue.status[command.tag] = status;
-        if (options_.completion == Completion::kHeld) queue.held |= 1ull << command.tag;
-        else sched::arm_timer(queue.timers[command.tag], time::now_ns() + options_.latency_ns);
+        {
+            IrqSpinLockGuard guard(queue.lock);
+            queue.started[command.tag] = &command;
+            queue.status[command.tag] = status;
+            if (options_.completion == Completion::kHeld) queue.held |= 1ull << command.tag;
+        }
+        // Not under the lock: arming waits for the tag's previous callback if it still runs on
+        // another CPU, and that callback may be reaping, which takes the lock.
+        if (options_.completion == Completion::kTimed)
+            sched::arm_timer(queue.timers[command.tag], time::now_ns() + options_.latency_ns);
     }
 
     uint32_t reap(uint32_t queue_index) override {
