@@ -1,4 +1,5 @@
 #include <catch2/catch.hpp>
+#include <fmt/format.h>
 
 #include "config/config.h"
 #include "temp_dir.h"
@@ -307,4 +308,131 @@ TEST_CASE("relative paths: config folder for file values, current directory for 
     CHECK(from_file.console.output_file == dir.path() / "out.log");
     const VmConfig from_cli = parse_config(kMinimal, dir.path(), {"console.output=out.log"});
     CHECK(from_cli.console.output_file == (std::filesystem::current_path() / "out.log").lexically_normal());
+}
+
+// --- disks[], control, vmbus and the debug faults ------------------------------------------------
+
+namespace {
+
+// A config with `count` disks "d0".."dN" on images "dN.img" (not opened here: disk_image does
+// that), each with `extra` JSON members.
+std::string with_disks(uint32_t count, const std::string& extra = "") {
+    std::string disks;
+    for (uint32_t i = 0; i < count; ++i)
+        disks += fmt::format(R"({}{{"id": "d{}", "path": "d{}.img"{}}})", i ? ", " : "", i, i, extra);
+    return R"({"kernel": {"path": "kernel.elf"}, "disks": [)" + disks + "]}";
+}
+
+}  // namespace
+
+TEST_CASE("disks[]: every key is read, with defaults", "[config][disks]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig config = parse_config(R"({"kernel": {"path": "kernel.elf"}, "disks": [
+        {"id": "system", "path": "system.img"},
+        {"id": "data_1", "path": "/abs/data.img", "bus": "ide", "read_only": true, "cache": "writeback", "size_mib": 64}]})",
+                                         dir.path());
+    REQUIRE(config.disks.size() == 2);
+    CHECK(config.disks[0].id == "system");
+    CHECK(config.disks[0].path == dir.path() / "system.img");
+    CHECK(config.disks[0].bus == DiskBus::kVmbus);
+    CHECK_FALSE(config.disks[0].read_only);
+    CHECK(config.disks[0].cache == DiskCache::kNone);
+    CHECK_FALSE(config.disks[0].size_mib);
+    CHECK(config.disks[1].path == "/abs/data.img");
+    CHECK(config.disks[1].bus == DiskBus::kIde);
+    CHECK(config.disks[1].read_only);
+    CHECK(config.disks[1].cache == DiskCache::kWriteback);
+    CHECK(config.disks[1].size_mib == 64u);
+    CHECK(parse_config(kMinimal, dir.path()).disks.empty());
+}
+
+TEST_CASE("disks[]: 16 disks fit, 17 do not; 2 IDE disks fit, 3 do not", "[config][disks]") {
+    CHECK(error_of(with_disks(kMaxDisks)).empty());
+    CHECK(error_of(with_disks(kMaxDisks + 1)) == "disks: must have 0..16 elements, got 17");
+    CHECK(error_of(with_disks(2, R"(, "bus": "ide")")).empty());
+    CHECK(error_of(with_disks(3, R"(, "bus": "ide")")) ==
+          "disks[2].bus: at most 2 IDE disks (the primary channel's master and slave)");
+}
+
+TEST_CASE("disks[]: ids are 1..32 of [a-z0-9_-] and unique; images are not shared", "[config][disks]") {
+    const std::string id32(32, 'a'), id33(33, 'a');
+    CHECK(error_of(kMinimal, {"disks[0].id=" + id32, "disks[0].path=x.img"}).empty());
+    CHECK(error_of(kMinimal, {"disks[0].id=" + id33, "disks[0].path=x.img"}) ==
+          "disks[0].id: must be 1..32 of a-z, 0-9, '_', '-', got \"" + id33 + "\"");
+    CHECK(error_of(kMinimal, {R"(disks[0].id="")", "disks[0].path=x.img"}) ==
+          "disks[0].id: must be 1..32 of a-z, 0-9, '_', '-', got \"\"");
+    CHECK(error_of(kMinimal, {"disks[0].id=Data", "disks[0].path=x.img"}) ==
+          "disks[0].id: must be 1..32 of a-z, 0-9, '_', '-', got \"Data\"");
+    CHECK(error_of(kMinimal, {"disks[0].path=x.img"}) == "disks[0].id: missing (a name for the disk, e.g. \"system\")");
+    CHECK(error_of(kMinimal, {"disks[0].id=a"}) == "disks[0].path: missing (the raw disk image)");
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "disks": [{"id": "a", "path": "x.img"}, {"id": "a", "path": "y.img"}]})") ==
+          "disks[1].id: \"a\" is already the id of disks[0]");
+    const std::string same_image = error_of(
+        R"({"kernel": {"path": "kernel.elf"}, "disks": [{"id": "a", "path": "x.img"}, {"id": "b", "path": "./x.img"}]})");
+    CHECK_THAT(same_image, Catch::StartsWith("disks[1].path: ") && Catch::EndsWith("x.img is already the image of disks[0]"));
+}
+
+TEST_CASE("disks[]: bad values name the element and key", "[config][disks]") {
+    CHECK(error_of(with_disks(1, R"(, "bus": "scsi")")) == "disks[0].bus: must be one of vmbus, ide, got \"scsi\"");
+    CHECK(error_of(with_disks(1, R"(, "cache": "unsafe")")) ==
+          "disks[0].cache: must be one of none, writeback, got \"unsafe\"");
+    CHECK(error_of(with_disks(1, R"(, "read_only": 1)")) == "disks[0].read_only: expected true or false, got integer 1");
+    CHECK(error_of(with_disks(1, R"(, "size_mib": 1)")).empty());
+    CHECK(error_of(with_disks(1, R"(, "size_mib": 0)")) == "disks[0].size_mib: must be 1..1073741824, got 0");
+    CHECK(error_of(with_disks(1, R"(, "size_mib": 1073741824)")).empty());
+    CHECK(error_of(with_disks(1, R"(, "size_mib": 1073741825)")) ==
+          "disks[0].size_mib: must be 1..1073741824, got 1073741825");
+    CHECK(error_of(with_disks(1, R"(, "readonly": true)")) == "disks[0].readonly: unknown key (did you mean \"read_only\"?)");
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "disks": {"id": "a"}})") == "disks: expected an array, got an object");
+}
+
+TEST_CASE("control.socket: a writable path of at most 107 bytes", "[config][control]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    CHECK(parse_config(kMinimal, dir.path()).control.socket.empty());
+    CHECK(parse_config(kMinimal, dir.path(), {"control.socket=" + (dir.path() / "vm.sock").string()}).control.socket ==
+          dir.path() / "vm.sock");
+    // The limit counts the resolved path: pad an absolute path under /tmp to exactly 107 and 108.
+    const std::string base = "/tmp/";
+    const std::string fits = base + std::string(107 - base.size(), 's');
+    const std::string too_long = base + std::string(108 - base.size(), 's');
+    CHECK(error_of(kMinimal, {"control.socket=" + fits}).empty());
+    CHECK(error_of(kMinimal, {"control.socket=" + too_long}) ==
+          "control.socket: must be at most 107 bytes (a Unix socket path), got 108");
+    CHECK(error_of(kMinimal, {R"(control.socket="")"}) == "control.socket: must be a path, got \"\"");
+    CHECK(error_of(kMinimal, {"control.socket=/nonexistent-folder/vm.sock"}) ==
+          "control.socket: folder /nonexistent-folder does not exist");
+}
+
+TEST_CASE("vmbus: enabled by default; the shutdown timeout is 0..600000 ms", "[config][vmbus]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig defaults = parse_config(kMinimal, dir.path());
+    CHECK(defaults.vmbus.enabled);
+    CHECK(defaults.vmbus.shutdown_timeout_ms == 2000);
+    CHECK_FALSE(parse_config(kMinimal, dir.path(), {"vmbus.enabled=false"}).vmbus.enabled);
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.shutdown_timeout_ms=0"}).vmbus.shutdown_timeout_ms == 0);
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.shutdown_timeout_ms=600000"}).vmbus.shutdown_timeout_ms == 600000);
+    CHECK(error_of(kMinimal, {"vmbus.shutdown_timeout_ms=600001"}) ==
+          "vmbus.shutdown_timeout_ms: must be 0..600000, got 600001");
+    CHECK(error_of(kMinimal, {"vmbus.enable=true"}) == "vmbus.enable: unknown key (did you mean \"enabled\"?)");
+}
+
+TEST_CASE("debug: the SynIC echo device and root-partition faults", "[config][vmbus]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    const VmConfig defaults = parse_config(kMinimal, dir.path());
+    CHECK_FALSE(defaults.debug.synic_echo);
+    CHECK(defaults.debug.root_partition_fault == RootPartitionFault::kNone);
+    CHECK(parse_config(kMinimal, dir.path(), {"debug.synic_echo=true"}).debug.synic_echo);
+    const std::pair<const char*, RootPartitionFault> faults[] = {{"none", RootPartitionFault::kNone},
+                                                                 {"forbidden-syscall", RootPartitionFault::kForbiddenSyscall},
+                                                                 {"crash", RootPartitionFault::kCrash},
+                                                                 {"hang", RootPartitionFault::kHang}};
+    for (const auto& [name, fault] : faults)
+        CHECK(parse_config(kMinimal, dir.path(), {std::string("debug.root_partition_fault=") + name}).debug.root_partition_fault ==
+              fault);
+    CHECK(error_of(kMinimal, {"debug.root_partition_fault=exit"}) ==
+          "debug.root_partition_fault: must be one of none, forbidden-syscall, crash, hang, got \"exit\"");
 }

@@ -124,9 +124,9 @@ inline constexpr uint64_t kMinMemoryMib = 16;
 inline constexpr uint64_t kMaxMemoryMib = 65536;
 inline constexpr size_t kMaxCmdlineLength = 4095;
 inline constexpr uint32_t kMaxSpinCount = 1u << 30;
-inline constexpr uint32_t kDefaultRemoteDistance = 20;
+inline constexpr uint32_t kDefaultRemoteDistance = 20;  // between nodes, when the config gives no matrix
 inline constexpr uint32_t kMaxDisks = 16;     // VMBus LUNs and IDE devices together
-inline constexpr uint32_t kMaxIdeDisks = 2;   // the primary channel's master and slave  // between nodes, when the config gives no matrix
+inline constexpr uint32_t kMaxIdeDisks = 2;   // the primary channel's master and slave
 
 // Reads `file`, applies the `--set` overrides in order, and validates the result. Relative paths
 // in the file are resolved against the file's folder; relative paths given with --set against the
