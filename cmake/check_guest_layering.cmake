@@ -1,6 +1,6 @@
 # Checks that the guest kernel's modules depend on each other one way only:
 #
-#   lib  <-  arch, hv  <-  kernel/sync  <-  mm  <-  kernel  <-  drivers  <-  init, bench, tests
+#   lib  <-  arch, hv  <-  kernel/sync  <-  mm  <-  kernel  <-  block  <-  drivers  <-  init, bench, tests
 #
 # A file may include headers of its own layer and of the layers to its left, and drivers and the
 # layers above them the freestanding VMBus library ("vmbus/..."). The one exception:
@@ -16,8 +16,8 @@ endif()
 
 # The layer of a path relative to the guest folder; the longest matching prefix wins.
 function(layer_of path result)
-  set(layers "lib/=0" "arch/=1" "hv/=1" "kernel/sync/=2" "mm/=3" "kernel/=4" "drivers/=5"
-             "init/=6" "bench/=6" "tests/=6")
+  set(layers "lib/=0" "arch/=1" "hv/=1" "kernel/sync/=2" "mm/=3" "kernel/=4" "block/=5" "drivers/=6"
+             "init/=7" "bench/=7" "tests/=7")
   set(best_length -1)
   set(best_layer "")
   foreach(entry IN LISTS layers)

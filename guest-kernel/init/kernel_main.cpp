@@ -3,9 +3,11 @@
 #include <stdarg.h>
 
 #include "arch/x86_64/cpu.h"
+#include "bench/io_bench.h"
 #include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
 #include "bench/vmbus_echo_bench.h"
+#include "drivers/ata.h"
 #include "drivers/vmbus/vmbus.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
@@ -88,6 +90,16 @@ void print_numa_topology() {
     exit_to_vmm(success ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
 }
 
+// The IDE channel's drives become block devices; `ata=pio` or `ata=dma` (the default) says how
+// they move data.
+void probe_storage(const Cmdline& cmdline) {
+    bool found = false;
+    const StringView mode = cmdline.value("ata", &found);
+    if (found && !(mode == "pio" || mode == "dma"))
+        kprint("ata=%.*s: unknown mode (pio or dma): using dma\n", static_cast<int>(mode.size()), mode.data());
+    ata::probe(found && mode == "pio" ? ata::Mode::kPio : ata::Mode::kDma);
+}
+
 }  // namespace
 
 void kernel_main(const abi::BootInfo& boot_info) {
@@ -95,6 +107,7 @@ void kernel_main(const abi::BootInfo& boot_info) {
     const Cmdline cmdline(StringView(reinterpret_cast<const char*>(boot_info.cmdline_gpa), boot_info.cmdline_length));
     print_banner(boot_info, cmdline);
     print_numa_topology();
+    probe_storage(cmdline);
 
     bool found = false;
     const StringView crash_kind = cmdline.value("crash", &found);
@@ -108,7 +121,8 @@ void kernel_main(const abi::BootInfo& boot_info) {
         if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
         else if (bench == "numa") ok = bench::run_numa_benchmark();
         else if (bench == "vmbus_echo") ok = bench::run_vmbus_echo_benchmark(cmdline.value("vmbus_echo_only"));
-        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa, vmbus_echo)\n", static_cast<int>(bench.size()), bench.data());
+        else if (bench == "io") ok = bench::run_io_benchmark(cmdline);
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa, vmbus_echo, io)\n", static_cast<int>(bench.size()), bench.data());
         finish(ok);
     }
     if (cmdline.has("hang")) {
