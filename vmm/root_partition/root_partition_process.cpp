@@ -100,6 +100,8 @@ void RootPartitionProcess::send_hello() {
     const auto& regions = services_.memory.regions();
     hello.region_count = static_cast<uint32_t>(regions.size());
     hello.ram_bytes = services_.memory.size();
+    hello.reference_origin_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(services_.hypervisor.reference_origin().time_since_epoch()).count());
     for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)
         hello.regions[i] = {regions[i].gpa, regions[i].size, regions[i].memfd_offset, regions[i].node, 0};
     const int fds[] = {services_.memory.memfd(), services_.synic.shared_state_memfd(), guest_messages_root_end_.get()};
@@ -123,6 +125,7 @@ RootPartitionProcess::~RootPartitionProcess() {
     if (thread_.joinable()) thread_.join();
     if (pid_ > 0 && !exited_) reap_status();
     pid_ = -1;
+    guest_log_.report_suppressed();
 }
 
 void RootPartitionProcess::inject_fault(link::Fault fault) {
@@ -239,6 +242,13 @@ bool RootPartitionProcess::handle(link::ReceivedMessage message) {
             const link::InjectFault request{*pending_fault_, 0};
             link_->send(MessageType::kInjectFault, request);
         }
+        send_kvp_presets();
+        return true;
+    }
+    case MessageType::kHeartbeat: note_heartbeat(message.as<link::Heartbeat>()); return true;
+    case MessageType::kGuestLog: {
+        const auto line = message.as<link::GuestLog>();
+        guest_log_.print(line.level, line.lost, std::string_view(line.text, std::min<uint32_t>(line.size, sizeof line.text)));
         return true;
     }
     case MessageType::kPostMessage: serve_post_message(message.as<link::PostMessage>()); return true;
@@ -311,6 +321,45 @@ void RootPartitionProcess::note_channel(const link::ChannelState& state) {
     channels_[state.relid] = std::move(channel);
 }
 
+// Under mutex_ (from handle()): the config's pairs, once, as the root partition becomes ready.
+void RootPartitionProcess::send_kvp_presets() {
+    for (const auto& [key, value] : services_.kvp_presets) {
+        link::KvpPreset preset{};
+        preset.key_size = static_cast<uint32_t>(std::min<size_t>(key.size(), sizeof preset.key));
+        preset.value_size = static_cast<uint32_t>(std::min<size_t>(value.size(), sizeof preset.value));
+        std::memcpy(preset.key, key.data(), preset.key_size);
+        std::memcpy(preset.value, value.data(), preset.value_size);
+        link_->send(MessageType::kKvpPreset, preset);
+    }
+}
+
+// One warning when the guest stops answering, one when it answers again.
+void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
+    const double silent_s = static_cast<double>(event.silent_ms) / 1000.0;
+    {
+        std::lock_guard lock(mutex_);
+        heartbeat_.sequence = event.sequence;
+        heartbeat_.beats = event.beats;
+        heartbeat_.application_state = event.application_state;
+        if (event.kind == link::HeartbeatEventKind::kLost) {
+            heartbeat_.lost = true;
+        } else {
+            heartbeat_.lost = false;
+            heartbeat_.seen = true;
+            heartbeat_.last_beat = std::chrono::steady_clock::now();
+        }
+    }
+    if (event.kind == link::HeartbeatEventKind::kLost)
+        spdlog::warn("the guest's heartbeat stopped: no answer for {:.1f} s (last sequence {})", silent_s, event.sequence);
+    else if (event.kind == link::HeartbeatEventKind::kResumed)
+        spdlog::warn("the guest's heartbeat resumed after {:.1f} s without an answer (sequence {})", silent_s, event.sequence);
+}
+
+HeartbeatStatus RootPartitionProcess::heartbeat() const {
+    std::lock_guard lock(mutex_);
+    return heartbeat_;
+}
+
 std::string RootPartitionProcess::channels_summary() const {
     std::string summary;
     for (const auto& [relid, channel] : channels_) {
@@ -350,6 +399,9 @@ std::string RootPartitionProcess::describe() const {
                                    sandbox_.pid, sandboxed ? "sandboxed" : "NOT sandboxed", sandbox_.seccomp_mode,
                                    sandbox_.capabilities, sandbox_.no_new_privileges, channels_summary());
     if (refused_posts_) line += fmt::format("; {} host messages dropped", refused_posts_);
+    if (heartbeat_.seen)
+        line += fmt::format("; heartbeat: {} answers, last sequence {}{}", heartbeat_.beats, heartbeat_.sequence,
+                            heartbeat_.lost ? ", lost" : "");
     return line;
 }
 
