@@ -225,7 +225,7 @@ bool build_response(Packet& packet, const Header& request, uint32_t status, cons
     return build_packet(packet, header, body, body_size);
 }
 
-bool build_negotiate_request(Packet& packet, VersionList framework, VersionList message) {
+bool build_negotiate_request(Packet& packet, VersionList framework, VersionList message, uint8_t transaction_id) {
     if (framework.count == 0 || framework.count > kMaxNegotiateVersions || message.count == 0 ||
         message.count > kMaxNegotiateVersions)
         return false;
@@ -239,6 +239,7 @@ bool build_negotiate_request(Packet& packet, VersionList framework, VersionList 
     size += message.count * sizeof(Version);
     Header header{};
     header.type = MessageType::kNegotiate;
+    header.transaction_id = transaction_id;
     header.flags = kFlagTransaction | kFlagRequest;
     return build_packet(packet, header, body, size);
 }

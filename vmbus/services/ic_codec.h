@@ -88,7 +88,7 @@ inline constexpr VersionList kFrameworks = list_of(kFrameworkVersions);
 inline VersionList message_versions(const Service& service) { return {service.versions, service.version_count}; }
 
 // Host: the request offering `framework` and `message` versions (each 1..kMaxNegotiateVersions).
-bool build_negotiate_request(Packet& packet, VersionList framework, VersionList message);
+bool build_negotiate_request(Packet& packet, VersionList framework, VersionList message, uint8_t transaction_id = 0);
 // Guest: the highest framework and the highest message version that the request offers and
 // `framework_supported` / `message_supported` contain. kNoCommonVersion if either has none.
 IcError choose_versions(const Message& request, VersionList framework_supported, VersionList message_supported,
