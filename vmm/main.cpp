@@ -101,10 +101,7 @@ ConsoleOutput open_console(const ConsoleConfig& console) {
     }
 }
 
-int run_vm(const CommandLine& command, BootTimeline& timeline) {
-    // First, so that a stop signal arriving during set-up waits for the run (and stops it) rather
-    // than killing the process; every thread started from here on inherits the blocked mask.
-    StopSignals signals;
+int run_vm(const CommandLine& command, const StopSignals& signals, BootTimeline& timeline) {
     std::optional<PreparedRun> prepared;
     std::optional<ConsoleOutput> console;
     try {
@@ -161,13 +158,16 @@ int main_with_status(int argc, char** argv) {
     case CommandLine::Action::kControl: return control(command);
     case CommandLine::Action::kRun: break;
     }
+    // First, so that a stop signal arriving during set-up waits for the run (and stops it) rather
+    // than killing the process; every thread started from here on inherits the blocked mask.
+    StopSignals signals;
     set_up_logging(command.verbose);
     // A reader that goes away (`vmm run ... | head`) must not kill the VMM: writes to it fail with
     // EPIPE instead, which the console and the logger survive.
     std::signal(SIGPIPE, SIG_IGN);
     BootTimeline timeline(vmm_start);
     try {
-        return run_vm(command, timeline);
+        return run_vm(command, signals, timeline);
     } catch (const std::exception& error) {
         spdlog::error("{}", error.what());
         return static_cast<int>(ExitStatus::kHostError);

@@ -111,21 +111,34 @@ void RootPartitionProcess::send_hello() {
 
 RootPartitionProcess::~RootPartitionProcess() {
     stopping_ = true;
-    if (pid_ > 0 && !exited_ && link_) {
-        try {
-            link_->send(MessageType::kStop, std::span<const uint8_t>{});
-        } catch (const HostError&) {
-            // already gone
-        }
-        pollfd exited{pidfd_.get(), POLLIN, 0};
-        if (::poll(&exited, 1, 2000) <= 0) ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
-    }
+    if (pid_ > 0 && !exited_ && link_) stop_process();
     const uint64_t one = 1;
     [[maybe_unused]] ssize_t written = ::write(stop_event_.get(), &one, sizeof one);
     if (thread_.joinable()) thread_.join();
     if (pid_ > 0 && !exited_) reap_status();
     pid_ = -1;
     guest_log_.report_suppressed();
+}
+
+// A root partition that is serving gets kStopTimeout to close its channels and exit; one that is
+// not ready yet serves nothing and is killed at once, so that stopping a VM whose root partition
+// is still starting (a loaded host) costs no wait.
+void RootPartitionProcess::stop_process() {
+    const bool serving = [&] {
+        std::lock_guard lock(mutex_);
+        return ready_;
+    }();
+    if (serving) {
+        try {
+            link_->send(MessageType::kStop, std::span<const uint8_t>{});
+        } catch (const HostError&) {
+            // already gone
+        }
+        pollfd exited{pidfd_.get(), POLLIN, 0};
+        const auto timeout_ms = std::chrono::duration_cast<std::chrono::milliseconds>(kStopTimeout).count();
+        if (::poll(&exited, 1, static_cast<int>(timeout_ms)) > 0) return;
+    }
+    ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
 }
 
 void RootPartitionProcess::inject_fault(link::Fault fault) {

@@ -55,13 +55,15 @@ public:
     static constexpr auto kReadyTimeout = std::chrono::seconds(10);
     static constexpr auto kPingInterval = std::chrono::milliseconds(500);
     static constexpr auto kHangTimeout = std::chrono::seconds(3);
+    static constexpr auto kStopTimeout = std::chrono::seconds(1);
 
     // Where hvkvm-root is: next to the running vmm binary.
     static std::filesystem::path default_binary();
 
     // Registers the VMBus message connections with the hypervisor (before the VM runs).
     RootPartitionProcess(RootPartitionServices services, FailureHandler on_failure);
-    // Asks it to stop, waits up to 2 s, then kills it; joins the link thread.
+    // Asks it to stop, waits up to kStopTimeout, then kills it (at once if it is not ready yet);
+    // joins the link thread.
     ~RootPartitionProcess();
 
     // Starts the process and hands it the partition, without waiting: the guest's first VMBus
@@ -91,6 +93,7 @@ public:
 
 private:
     void spawn(const std::filesystem::path& binary);
+    void stop_process();
     void send_hello();
     void serve();  // the link thread
     bool handle(root::link::ReceivedMessage message);

@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -59,6 +60,24 @@ struct Pipe {
     ::_exit(127);
 }
 
+// Whether `child` has blocked `signal` yet (/proc/PID/status, SigBlk). Before the VMM's first act
+// in main() any stop signal kills it with the default action, as it would any program: a signal
+// "at N ms" is sent no earlier than this, so that a loaded host cannot turn a test of the VMM's
+// set-up into a test of the dynamic loader.
+bool has_blocked(pid_t child, int signal) {
+    const int fd = ::open(("/proc/" + std::to_string(child) + "/status").c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return true;  // gone: let the caller find out
+    char text[4096];
+    const ssize_t size = ::read(fd, text, sizeof text - 1);
+    ::close(fd);
+    if (size <= 0) return true;
+    text[size] = '\0';
+    const char* line = std::strstr(text, "\nSigBlk:");
+    if (!line) return true;
+    const unsigned long long mask = std::strtoull(line + std::strlen("\nSigBlk:"), nullptr, 16);
+    return mask & (1ull << (signal - 1));
+}
+
 class Watch {
 public:
     Watch(pid_t child, const SignalPlan& plan, const RunLimits& limits)
@@ -75,7 +94,7 @@ public:
     // Sends the signal or kills the child when due; returns how long poll() may sleep.
     int poll_timeout_ms(RunResult& result) {
         const auto now = Clock::now();
-        if (signal_due_ && !signal_sent_ && now >= *signal_due_) {
+        if (signal_due_ && !signal_sent_ && now >= *signal_due_ && has_blocked(child_, plan_.signal)) {
             ::kill(child_, plan_.signal);
             signal_sent_ = now;
             result.signal_sent_at = elapsed(now);
