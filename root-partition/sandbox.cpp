@@ -40,7 +40,7 @@ void drop_capabilities() {
 // memory management, time, and leaving. (x86-64 names.)
 constexpr int kAllowed[] = {
     SCMP_SYS(read), SCMP_SYS(write), SCMP_SYS(readv), SCMP_SYS(writev), SCMP_SYS(pread64), SCMP_SYS(pwrite64),
-    SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(close), SCMP_SYS(fstat),
+    SCMP_SYS(preadv), SCMP_SYS(pwritev), SCMP_SYS(recvfrom), SCMP_SYS(recvmsg), SCMP_SYS(sendmsg), SCMP_SYS(close), SCMP_SYS(fstat),
     SCMP_SYS(fcntl), SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_ctl), SCMP_SYS(epoll_create1),
     SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(timerfd_settime), SCMP_SYS(mmap),
     SCMP_SYS(munmap), SCMP_SYS(mprotect), SCMP_SYS(mremap), SCMP_SYS(madvise), SCMP_SYS(brk), SCMP_SYS(futex),
