@@ -89,26 +89,33 @@ void print_numa_topology() {
     exit_to_vmm(success ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
 }
 
+// The decimal number `key=N` gives (its leading digits; 0 if none, capped at a million).
+uint64_t cmdline_number(const Cmdline& cmdline, StringView key) {
+    const StringView text = cmdline.value(key);
+    uint64_t number = 0;
+    for (size_t i = 0; i < text.size() && text[i] >= '0' && text[i] <= '9' && number < 1'000'000; ++i)
+        number = number * 10 + static_cast<uint64_t>(text[i] - '0');
+    return number < 1'000'000 ? number : 1'000'000;
+}
+
 // The integration services, as the command line configures them: shutdown=ignore (accept the
-// host's shutdown request but carry on), guest_log=console (every console line to the host's log).
+// host's shutdown request but carry on), guest_log=console (every console line to the host's log),
+// heartbeat_silence=S (a test of the host: leave S seconds of heartbeats unanswered).
 void start_integration_services(const Cmdline& cmdline) {
     vmbus::Bus* bus = vmbus::bus();
     if (!bus) return;
     ic::IcOptions options;
     options.shutdown = cmdline.value("shutdown") == "ignore" ? ic::ShutdownPolicy::kIgnore : ic::ShutdownPolicy::kObey;
     options.mirror_console = cmdline.value("guest_log") == "console";
+    options.heartbeat_silence_ns = cmdline_number(cmdline, "heartbeat_silence") * 1'000'000'000;
     ic::start(*bus, options);
 }
 
 // guest_log_flood=N: N log lines as fast as the kernel can queue them (a test of the host's
 // rate limits: most are dropped, and counted, on the way).
 void flood_guest_log(const Cmdline& cmdline) {
-    bool found = false;
-    const StringView count_text = cmdline.value("guest_log_flood", &found);
-    if (!found) return;
-    uint64_t count = 0;
-    for (size_t i = 0; i < count_text.size() && count_text[i] >= '0' && count_text[i] <= '9'; ++i)
-        count = count * 10 + static_cast<uint64_t>(count_text[i] - '0');
+    if (!cmdline.has("guest_log_flood")) return;
+    const uint64_t count = cmdline_number(cmdline, "guest_log_flood");
     for (uint64_t i = 0; i < count; ++i) ic::guest_log_printf("flood line %lu of %lu", i + 1, count);
     kprint("guest_log_flood: %lu lines queued\n", count);
 }

@@ -191,15 +191,23 @@ void RootPartitionProcess::serve() {
                 throw_errno("poll on the root-partition link");
             }
             if (fds[3].revents) return;
-            if (fds[0].revents) {
+            // Everything queued is read before the ping timer is looked at: a pong behind a burst
+            // of heartbeats and log lines, read late by a thread that was not scheduled, is an
+            // answer, not a hang.
+            for (bool more = fds[0].revents != 0; more;) {
                 std::optional<link::ReceivedMessage> message = link_->receive();
-                if (!message) fds[0].fd = -1;  // closed: the pidfd tells how it ended
-                else if (message->type == MessageType::kPong) {
+                if (!message) {
+                    fds[0].fd = -1;  // closed: the pidfd tells how it ended
+                    break;
+                }
+                if (message->type == MessageType::kPong) {
                     last_pong = message->as<link::Ping>().sequence;
                     last_answer = std::chrono::steady_clock::now();
                 } else if (!handle(std::move(*message))) {
                     return;
                 }
+                pollfd queued{link_->fd(), POLLIN, 0};
+                more = ::poll(&queued, 1, 0) > 0;
             }
             if (fds[1].revents) {
                 const std::string status = reap_status();
@@ -207,8 +215,11 @@ void RootPartitionProcess::serve() {
                 return;
             }
             if (fds[2].revents) {
-                uint64_t expirations;
+                uint64_t expirations = 0;
                 [[maybe_unused]] ssize_t got = ::read(ping_timer.get(), &expirations, sizeof expirations);
+                // Ticks missed: this thread itself was not running (an overloaded host), so the
+                // silence says nothing about the root partition yet; judge from the next ping on.
+                if (expirations > 2) last_answer = std::chrono::steady_clock::now();
                 bool is_ready;
                 {
                     std::lock_guard lock(mutex_);

@@ -1,8 +1,9 @@
 // The guest log (hvkvm's own channel): lines queue here from any context, interrupts included,
 // and the device's sender thread sends them, one in-band packet each, once the host has
 // negotiated. The queue holds kQueueLines; a line that finds it full is dropped and counted, and
-// the count rides on the next line sent (GuestLogMessage::dropped), so the host can say how many
-// it never saw. Lines queued before the channel opens wait for it.
+// the count rides on the next line that is queued (GuestLogMessage::dropped: lines lost just
+// before this one), as does the count of lines the sender could not send, so the host can say
+// how many it never saw and where. Lines queued before the channel opens wait for it.
 #include <stdarg.h>
 
 #include "arch/x86_64/time.h"
@@ -24,6 +25,7 @@ ServiceState service_state{wire::kGuestLog, wire::list_of(kSupported)};
 struct Line {
     wire::GuestLogLevel level;
     uint32_t size;
+    uint32_t dropped_before;  // lines lost between the previous line queued and this one
     char text[wire::kGuestLogMaxText];
 };
 
@@ -41,25 +43,18 @@ uint32_t queued() {
     return queue.count;
 }
 
-bool pop(Line& line, uint32_t& dropped) {
+bool pop(Line& line) {
     IrqSpinLockGuard guard(queue.lock);
     if (queue.count == 0) return false;
     line = queue.lines[queue.head];
     queue.head = (queue.head + 1) % kQueueLines;
     --queue.count;
-    dropped = static_cast<uint32_t>(queue.dropped_unreported > 0xffffffffu ? 0xffffffffu : queue.dropped_unreported);
-    queue.dropped_unreported -= dropped;
     return true;
 }
 
 void note_sent(bool sent) {
     IrqSpinLockGuard guard(queue.lock);
-    if (sent) {
-        ++queue.stats.sent;
-    } else {
-        ++queue.stats.dropped;
-        ++queue.dropped_unreported;
-    }
+    ++(sent ? queue.stats.sent : queue.stats.dropped);
 }
 
 class GuestLogDevice final : public IcDevice {
@@ -104,9 +99,12 @@ private:
                     return;
                 }
             Line line;
-            uint32_t dropped = 0;
-            if (!pop(line, dropped)) continue;
-            note_sent(send(line, dropped));
+            if (!pop(line)) continue;
+            // Lines that did not fit the ring count as lost before the next one that does.
+            const uint32_t lost = line.dropped_before + unsent_;
+            const bool sent = send(line, lost);
+            unsent_ = sent ? 0 : unsent_ + 1;
+            note_sent(sent);
         }
     }
 
@@ -118,6 +116,7 @@ private:
 
     sched::Thread* sender_ = nullptr;
     bool stopping_ = false;
+    uint32_t unsent_ = 0;  // lines popped but not sent since the last line sent
     wire::Packet packet_;
 };
 
@@ -141,6 +140,8 @@ void guest_log(wire::GuestLogLevel level, const char* text, size_t size) {
         }
         Line& line = queue.lines[(queue.head + queue.count) % kQueueLines];
         line.level = level;
+        line.dropped_before = static_cast<uint32_t>(queue.dropped_unreported > 0xffffffffu ? 0xffffffffu : queue.dropped_unreported);
+        queue.dropped_unreported = 0;
         line.size = static_cast<uint32_t>(size < sizeof line.text ? size : sizeof line.text);
         memcpy(line.text, text, line.size);
         ++queue.count;

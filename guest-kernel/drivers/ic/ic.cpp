@@ -50,6 +50,7 @@ void print_summary() {
 void start(vmbus::Bus& bus, const IcOptions& options) {
     if (registration.bus) return;
     set_shutdown_policy(options.shutdown);
+    set_heartbeat_silence(options.heartbeat_silence_ns);
     if (options.mirror_console) console_set_line_observer(mirror_console_line);
     for (vmbus::Driver* driver : kDrivers) bus.drivers().register_driver(*driver);
     registration.bus = &bus;

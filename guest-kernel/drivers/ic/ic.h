@@ -19,6 +19,7 @@ enum class ShutdownPolicy : uint8_t {
 struct IcOptions {
     ShutdownPolicy shutdown = ShutdownPolicy::kObey;
     bool mirror_console = false;  // command line guest_log=console: every console line to the host
+    uint64_t heartbeat_silence_ns = 0;  // heartbeat_silence=S: after the first beat, S s unanswered
     uint64_t settle_ns = 2'000'000'000;  // how long start() waits for negotiations and a first beat
 };
 

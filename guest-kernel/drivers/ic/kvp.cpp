@@ -1,6 +1,7 @@
 // KVP (data exchange). The kernel keeps two pools: external (what the host sets; up to 64 pairs)
 // and guest (what the kernel publishes with kvp_publish(); up to 64). The auto pool is computed
-// when asked: the kernel's name and version, its architecture, CPU count, uptime and wall clock.
+// when asked: the kernel's name and version, its architecture, CPU count, uptime, wall clock and
+// the time-sync service's last correction.
 // The host may GET and ENUMERATE any of them, SET and DELETE only in the external pool. A key it
 // does not find, or an index past the end, is answered kStatusNoMoreItems (Linux's HV_S_CONT).
 #include <new>
@@ -115,7 +116,7 @@ struct Store {
 // The auto pool, computed at each question.
 constexpr const char* kAutoKeys[] = {"FullyQualifiedDomainName", "IntegrationServicesVersion", "OSName", "OSVersion",
                                      "ProcessorArchitecture",    "ProcessorCount",             "UptimeSeconds",
-                                     "WallClockUnixNs"};
+                                     "WallClockUnixNs",          "TimeSyncLastErrorNs"};
 constexpr uint32_t kAutoCount = sizeof kAutoKeys / sizeof kAutoKeys[0];
 
 void auto_value(uint32_t index, char* value, size_t capacity) {
@@ -128,6 +129,7 @@ void auto_value(uint32_t index, char* value, size_t capacity) {
     case 5: format(value, capacity, "%u", smp::online_count()); break;
     case 6: format(value, capacity, "%lu", time::now_ns() / 1'000'000'000); break;
     case 7: format(value, capacity, "%lu", time::wall_clock()); break;
+    case 8: format(value, capacity, "%ld", time::kernel_wall_clock().stats().last_error_ns); break;
     default: value[0] = '\0';
     }
 }

@@ -14,6 +14,8 @@ vmbus::Driver& kvp_driver();
 vmbus::Driver& guest_log_driver();
 
 void set_shutdown_policy(ShutdownPolicy policy);
+// After the first beat, leave heartbeats unanswered for `ns` (tests of the host's lost/resumed).
+void set_heartbeat_silence(uint64_t ns);
 // Every console line, when the kernel mirrors its console to the host.
 void mirror_console_line(const char* text, size_t size);
 
