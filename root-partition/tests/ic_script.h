@@ -100,6 +100,15 @@ private:
     IcService& service_;
 };
 
+// Collects a service's answers to management requests.
+struct ControlAnswers {
+    std::vector<nlohmann::json> received;
+    bool ask(IcService& service, const nlohmann::json& request, Clock::time_point now) {
+        ControlReply reply = [this](nlohmann::json answer) { received.push_back(std::move(answer)); };
+        return service.control(request, reply, now);
+    }
+};
+
 template <typename Field>
 void poke(std::vector<uint8_t>& bytes, size_t offset, Field value) {
     std::memcpy(bytes.data() + offset, &value, sizeof value);

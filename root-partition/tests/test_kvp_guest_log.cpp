@@ -13,22 +13,12 @@ namespace {
 
 constexpr wire::Versions kKvp5{{3, 0}, {5, 0}};
 
-struct Answers {
-    std::vector<nlohmann::json> received;
-    ControlReply reply() {
-        return [this](nlohmann::json answer) { received.push_back(std::move(answer)); };
-    }
-};
-
 struct KvpFixture {
     KvpService service;
     Script script{service};
-    Answers answers;
+    ControlAnswers answers;
 
-    bool ask(const nlohmann::json& request) {
-        ControlReply reply = answers.reply();
-        return service.control(request, reply, script.now);
-    }
+    bool ask(const nlohmann::json& request) { return answers.ask(service, request, script.now); }
     // What the guest sees of the outstanding request.
     wire::KvpRecord request() {
         wire::KvpRecord record;

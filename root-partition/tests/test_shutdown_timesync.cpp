@@ -10,36 +10,33 @@ using namespace std::chrono_literals;
 
 namespace {
 
-struct Answers {
-    std::vector<nlohmann::json> received;
-    ControlReply reply() {
-        return [this](nlohmann::json answer) { received.push_back(std::move(answer)); };
-    }
-};
+struct ShutdownFixture {
+    ShutdownService service;
+    Script script{service};
+    ControlAnswers answers;
 
-bool ask(IcService& service, const nlohmann::json& request, Answers& answers, Clock::time_point now = Clock::now()) {
-    ControlReply reply = answers.reply();
-    return service.control(request, reply, now);
-}
+    ShutdownFixture() {
+        script.open();
+        script.negotiate(kV3);
+    }
+    bool ask(const nlohmann::json& request) { return answers.ask(service, request, script.now); }
+};
 
 }  // namespace
 
 TEST_CASE("shutdown: refused at once while the guest has not opened the channel", "[ic][shutdown]") {
     ShutdownService service;
-    Answers answers;
-    REQUIRE(ask(service, {{"command", "shutdown"}}, answers));
+    ControlAnswers answers;
+    REQUIRE(answers.ask(service, {{"command", "shutdown"}}, Clock::now()));
     REQUIRE(answers.received.size() == 1);
     CHECK(answers.received[0]["ok"] == false);
     CHECK(answers.received[0]["error"].get<std::string>().find("has not opened the shutdown channel") != std::string::npos);
 }
 
 TEST_CASE("shutdown: a planned, unforced request with the deadline in seconds; the guest's acceptance is the answer", "[ic][shutdown]") {
-    ShutdownService service;
-    Script script(service);
-    script.open();
-    script.negotiate(kV3);
-    Answers answers;
-    REQUIRE(ask(service, {{"command", "shutdown"}, {"timeout_ms", 2001}}, answers, script.now));
+    ShutdownFixture f;
+    auto& [service, script, answers] = f;
+    REQUIRE(f.ask({{"command", "shutdown"}, {"timeout_ms", 2001}}));
     CHECK(answers.received.empty());  // waits for the guest
     const auto request = script.last_body<wire::ShutdownMessage>();
     CHECK(request.reason_code == wire::kShutdownReasonPlanned);
@@ -48,8 +45,8 @@ TEST_CASE("shutdown: a planned, unforced request with the deadline in seconds; t
     CHECK(std::string(request.message).find("shutdown") != std::string::npos);
 
     // A second request while the first waits is refused at once.
-    Answers second;
-    REQUIRE(ask(service, {{"command", "shutdown"}}, second, script.now));
+    ControlAnswers second;
+    REQUIRE(second.ask(service, {{"command", "shutdown"}}, script.now));
     CHECK(second.received.at(0)["ok"] == false);
 
     script.answer_last(request);
@@ -58,23 +55,20 @@ TEST_CASE("shutdown: a planned, unforced request with the deadline in seconds; t
 }
 
 TEST_CASE("shutdown: a refusal, a silent guest and a malformed answer each answer the request with an error", "[ic][shutdown][hostile]") {
-    ShutdownService service;
-    Script script(service);
-    script.open();
-    script.negotiate(kV3);
-    Answers answers;
+    ShutdownFixture f;
+    auto& [service, script, answers] = f;
 
-    REQUIRE(ask(service, {{"command", "shutdown"}}, answers, script.now));
+    REQUIRE(f.ask({{"command", "shutdown"}}));
     script.answer_last(script.last_body<wire::ShutdownMessage>(), wire::kStatusFail);
     REQUIRE(answers.received.size() == 1);
     CHECK(answers.received[0]["error"] == "the guest refused to shut down (status 0x80004005)");
 
-    REQUIRE(ask(service, {{"command", "shutdown"}}, answers, script.now));
+    REQUIRE(f.ask({{"command", "shutdown"}}));
     script.advance(IcService::kDefaultTimeout);
     REQUIRE(answers.received.size() == 2);
     CHECK(answers.received[1]["error"] == "shutdown request: the guest did not answer in time");
 
-    REQUIRE(ask(service, {{"command", "shutdown"}}, answers, script.now));
+    REQUIRE(f.ask({{"command", "shutdown"}}));
     auto spoiled = script.response_to_last(script.last_body<wire::ShutdownMessage>());
     poke<uint16_t>(spoiled, kHeaderAt + offsetof(wire::Header, type), uint16_t{1});
     script.deliver(script.last().transaction_id, spoiled);
@@ -84,13 +78,10 @@ TEST_CASE("shutdown: a refusal, a silent guest and a malformed answer each answe
 }
 
 TEST_CASE("shutdown: closing the channel answers a waiting request", "[ic][shutdown]") {
-    ShutdownService service;
-    Script script(service);
-    script.open();
-    script.negotiate(kV3);
-    Answers answers;
-    REQUIRE(ask(service, {{"command", "shutdown"}}, answers, script.now));
-    service.close();
+    ShutdownFixture f;
+    REQUIRE(f.ask({{"command", "shutdown"}}));
+    f.service.close();
+    auto& answers = f.answers;
     REQUIRE(answers.received.size() == 1);
     CHECK(answers.received[0]["error"] == "shutdown request: the channel closed");
 }
