@@ -17,6 +17,7 @@
 #include "kernel/test/ktest.h"
 #include "kernel/version.h"
 #include "lib/format.h"
+#include "lib/string.h"
 #include "mm/node_topology.h"
 
 namespace hvkvm::guest {
@@ -89,6 +90,8 @@ void print_numa_topology() {
     exit_to_vmm(success ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
 }
 
+constexpr size_t kMaxValueChars = ic::wire::kKvpMaxValueUnits;
+
 // The decimal number `key=N` gives (its leading digits; 0 if none, capped at a million).
 uint64_t cmdline_number(const Cmdline& cmdline, StringView key) {
     const StringView text = cmdline.value(key);
@@ -109,6 +112,12 @@ void start_integration_services(const Cmdline& cmdline) {
     options.mirror_console = cmdline.value("guest_log") == "console";
     options.heartbeat_silence_ns = cmdline_number(cmdline, "heartbeat_silence") * 1'000'000'000;
     ic::start(*bus, options);
+    // The guest pool's first pair: what this kernel was asked to do (cut to what a value holds).
+    char text[kMaxValueChars + 1];
+    const size_t length = cmdline.text().size() < kMaxValueChars ? cmdline.text().size() : kMaxValueChars;
+    memcpy(text, cmdline.text().data(), length);
+    text[length] = '\0';
+    ic::kvp_publish("KernelCommandLine", text);
 }
 
 // guest_log_flood=N: N log lines as fast as the kernel can queue them (a test of the host's

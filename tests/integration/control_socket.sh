@@ -44,6 +44,7 @@ check kvp-preset 0 '"value": "ci"' -- kvp get Env
 check kvp-set 0 '"pool": "external"' -- kvp set Color blue
 check kvp-get-set 0 '"value": "blue"' -- kvp get Color
 check kvp-get-auto 0 '"value": "hvkvm guest kernel"' -- kvp get OSName
+check kvp-get-guest 0 '"pool": "guest"' -- kvp get KernelCommandLine
 check kvp-missing 1 'the guest has no value for \\"NoSuchKey\\"' -- kvp get NoSuchKey
 check kvp-key-too-long 1 'longer than 255 UTF-16 units' -- kvp set "$(printf 'k%.0s' $(seq 256))" v
 check kvp-key-fits 0 '"ok": true' -- kvp set "$(printf 'k%.0s' $(seq 255))" v
