@@ -139,7 +139,7 @@ void RootPartition::report_heartbeat(const ic::HeartbeatEvent& event) {
     message.sequence = event.sequence;
     message.beats = event.beats;
     message.silent_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(event.silent).count());
-    link_.send(MessageType::kHeartbeat, message);
+    send_report(MessageType::kHeartbeat, bytes_of(message));
 }
 
 void RootPartition::forward_guest_log(const ic::GuestLogEntry& entry) {
@@ -148,7 +148,7 @@ void RootPartition::forward_guest_log(const ic::GuestLogEntry& entry) {
     message.size = static_cast<uint32_t>(std::min<size_t>(entry.text.size(), sizeof message.text));
     message.lost = entry.lost;
     std::memcpy(message.text, entry.text.data(), message.size);
-    link_.send(MessageType::kGuestLog, message);
+    send_report(MessageType::kGuestLog, bytes_of(message));
 }
 
 // A host pair from the config, for the KVP service (which checks it against the wire's limits).
@@ -183,7 +183,7 @@ vmm::UniqueFd RootPartition::open_event_connection(uint32_t connection_id) {
 void RootPartition::report_channel(uint32_t relid, link::ChannelPhase phase, uint32_t target_vp, const char* name) {
     link::ChannelState state{relid, phase, target_vp, 0, {}};
     std::snprintf(state.name, sizeof state.name, "%s", name);
-    link_.send(MessageType::kChannelState, state);
+    send_report(MessageType::kChannelState, bytes_of(state));
 }
 
 link::ReceivedMessage RootPartition::call(MessageType request, std::span<const uint8_t> body, MessageType reply) {
@@ -235,7 +235,18 @@ void RootPartition::send_control_answer(uint32_t id, const nlohmann::json& answe
     if (dumped.size() > link::kControlTextMax) dumped = R"({"ok":false,"error":"answer too long"})";
     reply.size = static_cast<uint32_t>(dumped.size());
     std::memcpy(reply.text, dumped.data(), dumped.size());
-    link_.send(MessageType::kControlResponse, reply);
+    send_report(MessageType::kControlResponse, bytes_of(reply));
+}
+
+// What the services tell the VMM, possibly while the channels close as the root partition stops
+// (a control request still waiting is answered then): a link the VMM has already closed makes it
+// nobody's news, not an error. The event loop learns of the closed link on its own.
+void RootPartition::send_report(MessageType type, std::span<const uint8_t> body) {
+    try {
+        link_.send(type, body);
+    } catch (const vmm::HostError& error) {
+        spdlog::debug("{} not sent: {}", link::message_type_name(type), error.what());
+    }
 }
 
 void RootPartition::on_guest_messages_readable() {

@@ -50,6 +50,7 @@ private:
     void inject_fault(link::Fault fault);
     void answer_control(const link::ControlText& request);
     void send_control_answer(uint32_t id, const nlohmann::json& answer);
+    void send_report(link::MessageType type, std::span<const uint8_t> body);
 
     link::LinkSocket link_;
     uint32_t vcpu_count_ = 0;
