@@ -17,6 +17,7 @@
 #include "mm/page_allocator.h"
 #include "tests/test_threads.h"
 #include "tests/vmbus_test_host.h"
+#include "tests/vmbus_test_support.h"
 #include "vmbus/services/echo.h"
 
 namespace hvkvm::guest {
@@ -28,9 +29,10 @@ using vmbus::echo::EchoDevice;
 using vmbus::echo::EchoResult;
 namespace echo_service = ::hvkvm::vmbus::services::echo;
 
-constexpr uint64_t kSecond = 1'000'000'000;
-
-uint64_t in(uint64_t ns) { return time::now_ns() + ns; }
+using test::echo_pattern;
+using test::fill_pattern;
+using test::in;
+using test::kSecond;
 
 // A bus connected to its own test host, with the echo VSC registered on it.
 class LoopbackBus {
@@ -79,14 +81,13 @@ struct BusHolder {
     LoopbackBus* operator->() { return bus; }
 };
 
-void fill_pattern(uint8_t* bytes, uint32_t size, uint32_t seed) {
-    for (uint32_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(seed * 31 + i * 7 + (i >> 8));
-}
-
-EchoResult echo_pattern(EchoDevice& echo, uint32_t size, uint32_t seed) {
-    static uint8_t bytes[echo_service::kMaxPayload];  // tests run one at a time
-    fill_pattern(bytes, size, seed);
-    return echo.round_trip(bytes, size, in(5 * kSecond));
+// The usual start: one echo offer, connected, its device probed. nullptr if any step failed.
+LoopbackBus* started_echo_bus(const test::TestHostOptions& options = {}) {
+    LoopbackBus* bus = make_bus(options);
+    if (bus && bus->host().add_echo_offer(1) == 0 && bus->start() == BusError::kNone && bus->wait_for_echo_count(1))
+        return bus;
+    delete bus;
+    return nullptr;
 }
 
 }  // namespace
@@ -170,53 +171,20 @@ KTEST(vmbus_loopback, each_offer_becomes_a_device_and_only_matching_drivers_take
     for (int i = 0; i < 3; ++i) KEXPECT(f->host().vsp(i).is_open());
 }
 
-namespace {
-
-// Messages a GPADL of `pages` pages takes: a header with 27 words (the range header and 26 PFNs),
-// bodies with 28 each.
-uint32_t gpadl_messages(uint32_t pages) {
-    const uint32_t words = pages + 1;
-    if (words <= protocol::kGpadlHeaderMaxWords) return 1;
-    const uint32_t body_words = words - protocol::kGpadlHeaderMaxWords;
-    return 1 + (body_words + protocol::kGpadlBodyMaxWords - 1) / protocol::kGpadlBodyMaxWords;
-}
-
-}  // namespace
-
 KTEST(vmbus_loopback, gpadls_span_header_and_body_messages_up_to_the_size_limit) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     vmbus::Device& device = f->echo()->device();
-    constexpr uint32_t kLargestGpadlPages = protocol::kGpadlMaxWords - 1;  // 8190: range_buflen's limit
-    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, kLargestGpadlPages};
-    // 8192 pages in the allocator's largest blocks: a GPADL lists any pages, in any order.
-    constexpr uint32_t kBlocks = 8;
-    constexpr uint32_t kBlockPages = 1u << mm::kMaxOrder;
-    static_assert(kBlocks * kBlockPages >= kLargestGpadlPages + 1);
-    uint64_t blocks[kBlocks] = {};
-    static uint64_t pfns[kBlocks * kBlockPages];
-    bool allocated = true;
-    for (uint32_t block = 0; block < kBlocks; ++block) {
-        blocks[block] = mm::allocate_pages(mm::kMaxOrder);
-        allocated &= blocks[block] != 0;
-        for (uint32_t page = 0; page < kBlockPages; ++page)
-            pfns[block * kBlockPages + page] = blocks[block] / vmbus::kHvPageSize + page;
-    }
-    auto free_blocks = [&] {
-        for (uint64_t block : blocks)
-            if (block) mm::free_pages(block, mm::kMaxOrder);
-    };
-    if (!allocated) free_blocks();
-    KASSERT(allocated);
+    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, test::GpadlPages::kLargest};
+    test::GpadlPages pages_for_gpadls;
+    KASSERT(pages_for_gpadls.allocated());
+    const uint64_t* pfns = pages_for_gpadls.pfns();
     const uint32_t gpadls_before = f->host().server_gpadl_count();
     for (uint32_t pages : kPageCounts) {
         const uint64_t posted_before = f->bus().stats().messages_posted;
         uint32_t gpadl = 0;
         KEXPECT(f->bus().create_gpadl(device, pfns, pages, gpadl) == BusError::kNone);
-        KEXPECT_EQ(f->bus().stats().messages_posted - posted_before, uint64_t{gpadl_messages(pages)});
+        KEXPECT_EQ(f->bus().stats().messages_posted - posted_before, uint64_t{test::gpadl_messages(pages)});
         uint32_t word_count = 0;
         const uint64_t* words = f->host().last_gpadl_words(word_count);  // what the host assembled
         KEXPECT_EQ(word_count, pages + 1);
@@ -228,24 +196,20 @@ KTEST(vmbus_loopback, gpadls_span_header_and_body_messages_up_to_the_size_limit)
         KEXPECT(f->bus().teardown_gpadl(device, gpadl) == BusError::kNone);
         KEXPECT_EQ(f->host().server_gpadl_count(), gpadls_before);
     }
-    KEXPECT_EQ(gpadl_messages(26), 1u);
-    KEXPECT_EQ(gpadl_messages(4096), 147u);
+    KEXPECT_EQ(test::gpadl_messages(26), 1u);
+    KEXPECT_EQ(test::gpadl_messages(4096), 147u);
     // One past: more words than range_buflen can announce, refused before anything is sent.
     const uint64_t posted_before = f->bus().stats().messages_posted;
     uint32_t gpadl = 0;
-    KEXPECT(f->bus().create_gpadl(device, pfns, kLargestGpadlPages + 1, gpadl) == BusError::kBadArgument);
+    KEXPECT(f->bus().create_gpadl(device, pfns, test::GpadlPages::kLargest + 1, gpadl) == BusError::kBadArgument);
     KEXPECT_EQ(f->bus().stats().messages_posted, posted_before);
     KEXPECT(f->bus().teardown_gpadl(device, 0x12345) == BusError::kBadRequest);  // never created
-    free_blocks();
     KEXPECT_EQ(f->host().server_counters().refused, 0u);
 }
 
 KTEST(vmbus_loopback, a_channel_opens_on_each_cpu_and_closes_cleanly) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     EchoDevice& echo = *f->echo();
     for (uint32_t i = 0; i < smp::online_count(); ++i) {
         vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
@@ -265,6 +229,25 @@ KTEST(vmbus_loopback, a_channel_opens_on_each_cpu_and_closes_cleanly) {
     KEXPECT_EQ(f->host().server_counters().refused, 0u);
 }
 
+KTEST(vmbus_loopback, ring_sizes_are_checked_before_anything_is_sent) {
+    BusHolder f{started_echo_bus()};
+    KASSERT(f.bus);
+    EchoDevice& echo = *f->echo();
+    vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
+    options.send_ring_pages = 1u << mm::kMaxOrder;  // the largest ring: 4 MiB
+    KEXPECT_EQ(echo.reopen(options), BusError::kNone);
+    KEXPECT_EQ(echo_pattern(echo, 4096, 1), EchoResult::kOk);
+    const uint64_t posted = f->bus().stats().messages_posted;
+    options.send_ring_pages = (1u << mm::kMaxOrder) + 1;  // one page more
+    KEXPECT_EQ(echo.reopen(options), BusError::kBadArgument);
+    options = vmbus::echo::default_channel_options();
+    options.receive_ring_pages = 0;
+    KEXPECT_EQ(echo.reopen(options), BusError::kBadArgument);
+    // The refused opens sent nothing but the old channel's close and teardown.
+    KEXPECT_EQ(f->bus().stats().messages_posted - posted, 2u);
+    KEXPECT_EQ(f->host().server_gpadl_count(), 0u);
+}
+
 KTEST(vmbus_loopback, unload_then_connect_again_offers_everything_anew) {
     BusHolder f{make_bus()};
     KASSERT(f.bus);
@@ -280,11 +263,8 @@ KTEST(vmbus_loopback, unload_then_connect_again_offers_everything_anew) {
 }
 
 KTEST(vmbus_loopback, rescind_removes_the_device_and_its_relid_is_reused) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     const uint32_t relid = f->host().relid_of(0);
     KEXPECT(relid != 0);
     KASSERT(f->host().rescind(0));
@@ -324,11 +304,8 @@ struct DelayedRescind {
 }  // namespace
 
 KTEST(vmbus_loopback, a_rescind_ends_a_request_waiting_for_its_completion) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     f->host().vsp(0).set_paused(true);  // the request will not be answered
     PendingRoundTrip call{f->echo(), EchoResult::kOk, 0};
     static DelayedRescind rescind;
@@ -349,11 +326,8 @@ KTEST(vmbus_loopback, a_rescind_ends_a_request_waiting_for_its_completion) {
 }
 
 KTEST(vmbus_loopback, packets_wrap_around_small_rings_intact) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     EchoDevice& echo = *f->echo();
     vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
     options.send_ring_pages = 1;  // 4 KiB each way
@@ -362,14 +336,7 @@ KTEST(vmbus_loopback, packets_wrap_around_small_rings_intact) {
     const uint32_t largest = echo.channel()->max_inband_payload();
     KEXPECT_EQ(largest, 4096u - 8 - 16 - 8);  // one unit stays free, descriptor and trailer
     uint64_t bytes = 0;
-    uint32_t failures = 0;
-    for (uint32_t i = 0; i < 1500; ++i) {
-        const uint32_t size = 1 + (i * 37) % 1900;  // odd sizes: every alignment of the wrap
-        const EchoResult result = echo_pattern(echo, size, i);
-        if (result != EchoResult::kOk && failures++ == 0) kprint("    round trip %u (%u bytes): %s\n", i, size, vmbus::echo::echo_result_name(result));
-        bytes += size;
-    }
-    KEXPECT_EQ(failures, 0u);
+    KEXPECT_EQ(test::wrap_around_round_trips(echo, bytes), 0u);
     KEXPECT(bytes > 300 * 4096);  // both rings wrapped hundreds of times
     KEXPECT_EQ(echo_pattern(echo, largest, 1), EchoResult::kOk);  // the largest packet fits exactly
     static uint8_t one_more[4096];
@@ -393,11 +360,8 @@ void resume_later(void* context) {
 }  // namespace
 
 KTEST(vmbus_loopback, a_full_ring_waits_for_the_pending_send_size_signal) {
-    BusHolder f{make_bus()};
+    BusHolder f{started_echo_bus()};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     EchoDevice& echo = *f->echo();
     vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
     options.send_ring_pages = 1;
@@ -462,25 +426,6 @@ KTEST(vmbus_loopback, a_full_ring_waits_for_the_pending_send_size_signal) {
     KEXPECT(echo.channel()->stats().host_signals > signals_before);  // a release crossed the host's pending size
 }
 
-namespace {
-
-struct PolicyRun {
-    EchoDevice* echo;
-    uint32_t messages;
-    uint32_t failures;
-    vmbus::ChannelStats before, after;
-};
-
-void run_round_trips(void* context, uint32_t) {
-    auto& run = *static_cast<PolicyRun*>(context);
-    run.before = run.echo->channel()->stats();
-    for (uint32_t i = 0; i < run.messages; ++i)
-        if (echo_pattern(*run.echo, 64, i) != EchoResult::kOk) ++run.failures;
-    run.after = run.echo->channel()->stats();
-}
-
-}  // namespace
-
 KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
     KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs (the host's VSP polls on its own)");
     // Polls long enough to ride out a vCPU that the (shared, overcommitted) host deschedules.
@@ -488,11 +433,8 @@ KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sl
     test::TestHostOptions host_options;
     host_options.vsp_cpu = test::last_online_cpu();
     host_options.vsp_poll_ns = kPollNs;
-    BusHolder f{make_bus(host_options)};
+    BusHolder f{started_echo_bus(host_options)};
     KASSERT(f.bus);
-    KASSERT(f->host().add_echo_offer(1) == 0);
-    KASSERT(f->start() == BusError::kNone);
-    KASSERT(f->wait_for_echo_count(1));
     EchoDevice& echo = *f->echo();
     vmbus::ChannelOptions options = vmbus::echo::default_channel_options();
     options.target_cpu = test::nth_online_cpu(0);
@@ -500,8 +442,8 @@ KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sl
     KASSERT(echo.reopen(options) == BusError::kNone);
 
     // Busy: queue depth 1, back to back, from a thread on another CPU than the VSP.
-    PolicyRun busy{&echo, 2'000, 0, {}, {}};
-    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, run_round_trips, &busy));
+    test::RoundTripRun busy{&echo, 2'000, 0, {}, {}};
+    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, test::run_round_trips, &busy));
     KEXPECT_EQ(busy.failures, 0u);
     const uint64_t busy_interrupts = busy.after.interrupts - busy.before.interrupts;
     const uint64_t busy_signals = busy.after.host_signals - busy.before.host_signals;
@@ -516,17 +458,10 @@ KTEST(vmbus_loopback, a_busy_channel_polls_without_interrupts_and_an_idle_one_sl
     KEXPECT(busy_interrupts * 100 <= busy.messages);
     KEXPECT(busy_signals * 100 <= busy.messages);
 
-    // Idle: no polling, so every wait re-enables the interrupt and sleeps until it comes.
-    echo.channel()->set_poll_ns(0);
-    PolicyRun idle{&echo, 200, 0, {}, {}};
-    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, run_round_trips, &idle));
-    KEXPECT_EQ(idle.failures, 0u);
-    const uint64_t idle_interrupts = idle.after.interrupts - idle.before.interrupts;
-    const uint64_t idle_slept = idle.after.waits_slept - idle.before.waits_slept;
-    kprint("    idle: %u round trips, %lu interrupts, %lu waits slept, %lu re-enables found a packet\n", idle.messages,
-           idle_interrupts, idle_slept, idle.after.arm_races - idle.before.arm_races);
-    KEXPECT(idle_slept * 2 >= idle.messages);  // most waits slept ...
-    KEXPECT(idle_interrupts >= idle_slept);     // ... and each was woken by its interrupt
+    // Idle: every completion finds the reader asleep, interrupt enabled: one interrupt each.
+    test::ArmedExchange exchange;
+    KEXPECT_EQ(test::idle_round_trips(*echo.channel(), 100, exchange), 100u);
+    KEXPECT_EQ(exchange.failures, 0u);
 }
 
 }  // namespace hvkvm::guest

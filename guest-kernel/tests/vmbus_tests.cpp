@@ -14,8 +14,8 @@
 #include "kernel/smp/smp.h"
 #include "kernel/test/ktest.h"
 #include "lib/string.h"
-#include "mm/page_allocator.h"
 #include "tests/test_threads.h"
+#include "tests/vmbus_test_support.h"
 #include "vmbus/services/echo.h"
 
 namespace hvkvm::guest {
@@ -29,23 +29,14 @@ using vmbus::echo::EchoDevice;
 using vmbus::echo::EchoResult;
 
 constexpr const char* kNoRoot = "needs the root partition's VMBus (vmbus.enabled) and its echo device";
-constexpr uint64_t kSecond = 1'000'000'000;
-
-uint64_t in(uint64_t ns) { return time::now_ns() + ns; }
+using test::echo_pattern;
+using test::fill_pattern;
+using test::in;
+using test::kSecond;
 
 EchoDevice* root_echo() {
     vmbus::Bus* bus = vmbus::bus();
     return bus ? vmbus::echo::first_device(*bus) : nullptr;
-}
-
-void fill_pattern(uint8_t* bytes, uint32_t size, uint32_t seed) {
-    for (uint32_t i = 0; i < size; ++i) bytes[i] = static_cast<uint8_t>(seed * 29 + i * 11 + (i >> 9));
-}
-
-EchoResult echo_pattern(EchoDevice& echo, uint32_t size, uint32_t seed) {
-    static uint8_t bytes[echo_service::kMaxPayload];  // tests run one at a time
-    fill_pattern(bytes, size, seed);
-    return echo.round_trip(bytes, size, in(5 * kSecond));
 }
 
 // Puts the echo channel back the way the driver opened it, whatever a test did to it.
@@ -55,13 +46,6 @@ struct RestoreEchoChannel {
         if (echo) echo->reopen(vmbus::echo::default_channel_options());
     }
 };
-
-uint32_t gpadl_messages(uint32_t pages) {
-    const uint32_t words = pages + 1;
-    if (words <= protocol::kGpadlHeaderMaxWords) return 1;
-    const uint32_t body_words = words - protocol::kGpadlHeaderMaxWords;
-    return 1 + (body_words + protocol::kGpadlBodyMaxWords - 1) / protocol::kGpadlBodyMaxWords;
-}
 
 }  // namespace
 
@@ -83,92 +67,24 @@ KTEST(vmbus, gpadls_span_header_and_body_messages_up_to_the_size_limit) {
     KSKIP_UNLESS(root_echo(), kNoRoot);
     vmbus::Bus& bus = *vmbus::bus();
     vmbus::Device& device = root_echo()->device();
-    constexpr uint32_t kLargestGpadlPages = protocol::kGpadlMaxWords - 1;  // 8190: range_buflen's limit
-    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, kLargestGpadlPages};
-    constexpr uint32_t kBlocks = 8;
-    constexpr uint32_t kBlockPages = 1u << mm::kMaxOrder;
-    static_assert(kBlocks * kBlockPages >= kLargestGpadlPages + 1);
-    uint64_t blocks[kBlocks] = {};
-    static uint64_t pfns[kBlocks * kBlockPages];
-    bool allocated = true;
-    for (uint32_t block = 0; block < kBlocks; ++block) {
-        blocks[block] = mm::allocate_pages(mm::kMaxOrder);
-        allocated &= blocks[block] != 0;
-        for (uint32_t page = 0; page < kBlockPages; ++page)
-            pfns[block * kBlockPages + page] = blocks[block] / vmbus::kHvPageSize + page;
-    }
-    auto free_blocks = [&] {
-        for (uint64_t block : blocks)
-            if (block) mm::free_pages(block, mm::kMaxOrder);
-    };
-    if (!allocated) free_blocks();
-    KASSERT(allocated);
+    constexpr uint32_t kPageCounts[] = {1, 26, 27, 54, 55, 4096, test::GpadlPages::kLargest};
+    test::GpadlPages pages_for_gpadls;
+    KASSERT(pages_for_gpadls.allocated());
+    const uint64_t* pfns = pages_for_gpadls.pfns();
     for (uint32_t pages : kPageCounts) {
         const uint64_t posted_before = bus.stats().messages_posted;
         uint32_t gpadl = 0;
         const BusError created = bus.create_gpadl(device, pfns, pages, gpadl);
         KEXPECT_EQ(created, BusError::kNone);
-        KEXPECT_EQ(bus.stats().messages_posted - posted_before, uint64_t{gpadl_messages(pages)});
+        KEXPECT_EQ(bus.stats().messages_posted - posted_before, uint64_t{test::gpadl_messages(pages)});
         if (created == BusError::kNone) KEXPECT_EQ(bus.teardown_gpadl(device, gpadl), BusError::kNone);
     }
     const uint64_t posted_before = bus.stats().messages_posted;
     uint32_t gpadl = 0;
-    KEXPECT_EQ(bus.create_gpadl(device, pfns, kLargestGpadlPages + 1, gpadl), BusError::kBadArgument);  // one past
+    KEXPECT_EQ(bus.create_gpadl(device, pfns, test::GpadlPages::kLargest + 1, gpadl), BusError::kBadArgument);  // one past
     KEXPECT_EQ(bus.stats().messages_posted, posted_before);
-    free_blocks();
     KEXPECT_EQ(bus.stats().messages_refused, 0u);
 }
-
-namespace {
-
-// Requests answered to a reader that is already asleep: the receiving thread re-enables the
-// channel's interrupt and sleeps (nothing is in flight, so it does not poll) before the sending
-// thread sends, so each completion must interrupt it. What an idle channel costs.
-struct ArmedExchange {
-    vmbus::Channel* channel;
-    uint32_t rounds;
-    uint64_t slept_before;  // the channel's waits_slept before the first round
-    uint32_t completed;
-    uint32_t failures;
-};
-
-void armed_exchange(void* context, uint32_t index) {
-    auto& exchange = *static_cast<ArmedExchange*>(context);
-    vmbus::Channel& channel = *exchange.channel;
-    static const uint8_t payload[64] = {1, 2, 3};
-    if (index == 0) {  // the receiver
-        for (uint32_t round = 0; round < exchange.rounds; ++round) {
-            ring::IncomingPacket packet;
-            ring::RingError error;
-            while ((error = channel.next(packet)) == ring::RingError::kEmpty)
-                if (!channel.wait_for_packets(in(5 * kSecond))) break;
-            if (error != ring::RingError::kOk || packet.transaction_id != round + 1) ++exchange.failures;
-            channel.release();
-            __atomic_store_n(&exchange.completed, round + 1, __ATOMIC_RELEASE);
-            if (error != ring::RingError::kOk) return;
-        }
-        return;
-    }
-    for (uint32_t round = 0; round < exchange.rounds; ++round) {  // the sender
-        const uint64_t deadline = in(5 * kSecond);
-        // The receiver is asleep for this round (each round it sleeps once before its packet).
-        while (channel.stats().waits_slept <= exchange.slept_before + round && time::now_ns() < deadline)
-            sched::sleep_ns(50'000);
-        if (channel.send_inband(round + 1, payload, sizeof payload, true, deadline) != ring::RingError::kOk) {
-            ++exchange.failures;
-            return;
-        }
-        while (__atomic_load_n(&exchange.completed, __ATOMIC_ACQUIRE) <= round && time::now_ns() < deadline)
-            sched::sleep_ns(50'000);
-    }
-}
-
-bool run_armed_exchange(vmbus::Channel& channel, uint32_t rounds, ArmedExchange& exchange) {
-    exchange = {&channel, rounds, channel.stats().waits_slept, 0, 0};
-    return test::run_in_threads(2, test::Placement::kFree, armed_exchange, &exchange);
-}
-
-}  // namespace
 
 KTEST(vmbus, a_channel_opens_on_each_cpu_and_its_interrupts_arrive_there) {
     KSKIP_UNLESS(root_echo(), kNoRoot);
@@ -187,8 +103,8 @@ KTEST(vmbus, a_channel_opens_on_each_cpu_and_its_interrupts_arrive_there) {
             events_before[k] = synic::stats(test::nth_online_cpu(k), abi::synic::kVmbusSint).events;
         const uint64_t interrupts_before = echo.channel()->stats().interrupts;
         constexpr uint32_t kRounds = 5;
-        ArmedExchange exchange;
-        KASSERT(run_armed_exchange(*echo.channel(), kRounds, exchange));
+        test::ArmedExchange exchange;
+        KASSERT(test::run_armed_exchange(*echo.channel(), kRounds, exchange));
         KEXPECT_EQ(exchange.failures, 0u);
         KEXPECT_EQ(echo.channel()->stats().interrupts - interrupts_before, uint64_t{kRounds});
         // The root signals the VP named in OPENCHANNEL: SINT 2 event flags there, nowhere else.
@@ -211,15 +127,7 @@ KTEST(vmbus, packets_wrap_around_small_rings_intact) {
     KASSERT(echo.reopen(options) == BusError::kNone);
     const uint32_t largest = echo.channel()->max_inband_payload();
     uint64_t bytes = 0;
-    uint32_t failures = 0;
-    for (uint32_t i = 0; i < 1500; ++i) {
-        const uint32_t size = 1 + (i * 37) % 1900;  // odd sizes: every alignment of the wrap
-        const EchoResult result = echo_pattern(echo, size, i);
-        if (result != EchoResult::kOk && failures++ == 0)
-            kprint("    round trip %u (%u bytes): %s\n", i, size, vmbus::echo::echo_result_name(result));
-        bytes += size;
-    }
-    KEXPECT_EQ(failures, 0u);
+    KEXPECT_EQ(test::wrap_around_round_trips(echo, bytes), 0u);
     KEXPECT(bytes > 300 * 4096);  // both rings wrapped hundreds of times
     KEXPECT_EQ(echo_pattern(echo, largest, 1), EchoResult::kOk);  // the largest packet fits exactly
     KEXPECT_EQ(echo.unexpected(), 0u);
@@ -276,10 +184,7 @@ KTEST(vmbus, full_rings_wait_for_the_pending_send_size_signal_both_ways) {
     uint32_t collected = 0;
     for (; collected < sent + 1; ++collected) {
         ring::IncomingPacket packet;
-        ring::RingError error;
-        while ((error = channel.next(packet)) == ring::RingError::kEmpty)
-            if (!channel.wait_for_packets(in(10 * kSecond))) break;
-        if (error != ring::RingError::kOk) break;
+        if (test::next_packet(channel, packet, in(10 * kSecond)) != ring::RingError::kOk) break;
         KEXPECT_EQ(packet.transaction_id, uint64_t{collected} + 1);  // in order, none lost
         KEXPECT_EQ(packet.payload_size, uint32_t{sizeof payload});
         channel.release();  // crossing the VSP's pending size signals it
@@ -292,25 +197,6 @@ KTEST(vmbus, full_rings_wait_for_the_pending_send_size_signal_both_ways) {
     KEXPECT(after.interrupts > before.interrupts);            // and the VSP's release told the sender
 }
 
-namespace {
-
-struct PolicyRun {
-    EchoDevice* echo;
-    uint32_t messages;
-    uint32_t failures;
-    vmbus::ChannelStats before, after;
-};
-
-void run_round_trips(void* context, uint32_t) {
-    auto& run = *static_cast<PolicyRun*>(context);
-    run.before = run.echo->channel()->stats();
-    for (uint32_t i = 0; i < run.messages; ++i)
-        if (echo_pattern(*run.echo, 64, i) != EchoResult::kOk) ++run.failures;
-    run.after = run.echo->channel()->stats();
-}
-
-}  // namespace
-
 KTEST(vmbus, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
     KSKIP_UNLESS(root_echo(), kNoRoot);
     EchoDevice& echo = *root_echo();
@@ -322,8 +208,8 @@ KTEST(vmbus, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
     // The first completion on a fresh channel finds the interrupt enabled (nothing has read yet).
     KEXPECT_EQ(echo_pattern(echo, 64, 0), EchoResult::kOk);
 
-    PolicyRun busy{&echo, 2'000, 0, {}, {}};
-    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, run_round_trips, &busy));
+    test::RoundTripRun busy{&echo, 2'000, 0, {}, {}};
+    KASSERT(test::run_in_threads(1, test::Placement::kOnePerCpu, test::run_round_trips, &busy));
     KEXPECT_EQ(busy.failures, 0u);
     const uint64_t interrupts = busy.after.interrupts - busy.before.interrupts;
     const uint64_t slept = busy.after.waits_slept - busy.before.waits_slept;
@@ -335,15 +221,9 @@ KTEST(vmbus, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
     KEXPECT(interrupts * 100 <= busy.messages);  // at most 1 in 100; the target is 0
 
     // Idle: every completion finds the reader asleep, interrupt enabled: one interrupt each.
-    constexpr uint32_t kIdleRounds = 100;
-    const vmbus::ChannelStats before = echo.channel()->stats();
-    ArmedExchange exchange;
-    KASSERT(run_armed_exchange(*echo.channel(), kIdleRounds, exchange));
+    test::ArmedExchange exchange;
+    KEXPECT_EQ(test::idle_round_trips(*echo.channel(), 100, exchange), 100u);
     KEXPECT_EQ(exchange.failures, 0u);
-    const vmbus::ChannelStats after = echo.channel()->stats();
-    kprint("    idle: %u round trips, %lu interrupts, %lu waits slept\n", kIdleRounds, after.interrupts - before.interrupts,
-           after.waits_slept - before.waits_slept);
-    KEXPECT_EQ(after.interrupts - before.interrupts, uint64_t{kIdleRounds});
 }
 
 KTEST(vmbus, rescind_on_request_removes_the_device_and_it_is_offered_again) {

@@ -47,9 +47,12 @@ uint32_t append_ring_pfns(uint64_t* pfns, uint32_t position, const uint8_t* cont
 
 BusError Channel::open(Device& device, const ChannelOptions& options, Channel*& channel) {
     channel = nullptr;
-    const uint64_t data_bytes_limit = ring::kMaxDataSize / kHvPageSize;
-    if (options.send_ring_pages == 0 || options.receive_ring_pages == 0 || options.send_ring_pages > data_bytes_limit ||
-        options.receive_ring_pages > data_bytes_limit ||
+    // Each ring's data area is one block of the page allocator (so the ring library copies in and
+    // out of it with one memcpy): at most 2^mm::kMaxOrder pages. Both rings, their control pages
+    // and the range header must fit one GPADL.
+    const uint32_t largest_ring_pages = 1u << mm::kMaxOrder;
+    if (options.send_ring_pages == 0 || options.receive_ring_pages == 0 || options.send_ring_pages > largest_ring_pages ||
+        options.receive_ring_pages > largest_ring_pages ||
         uint64_t{options.send_ring_pages} + options.receive_ring_pages + 2 + 1 > protocol::kGpadlMaxWords) {
         return BusError::kBadArgument;
     }

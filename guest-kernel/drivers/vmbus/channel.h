@@ -25,6 +25,7 @@
 
 namespace hvkvm::guest::vmbus {
 
+// Ring data areas are 1 .. 1024 pages (4 MiB, the page allocator's largest block) each.
 struct ChannelOptions {
     uint32_t send_ring_pages = 16;     // data pages of the guest -> host ring (plus its control page)
     uint32_t receive_ring_pages = 16;  // data pages of the host -> guest ring (plus its control page)

@@ -56,10 +56,13 @@ bool EchoDevice::probe(Device& device) {
     auto* echo = new (std::nothrow) EchoDevice(device);
     if (!echo) return false;
     echo->scratch_ = static_cast<uint8_t*>(mm::allocate(service::kMaxPayload));
-    BusError error = echo->scratch_ ? Channel::open(device, default_channel_options(), echo->channel_) : BusError::kNoMemory;
+    echo->batch_ = new (std::nothrow) ring::OutgoingPacket[kMaxBatch];
+    BusError error = echo->scratch_ && echo->batch_ ? Channel::open(device, default_channel_options(), echo->channel_)
+                                                    : BusError::kNoMemory;
     if (error != BusError::kNone) {
         kprint("vmbus: echo device on relid %u not opened: %s\n", device.relid(), bus_error_name(error));
         mm::free(echo->scratch_);
+        delete[] echo->batch_;
         delete echo;
         return false;
     }
@@ -84,6 +87,7 @@ void EchoDevice::remove(Device& device) {
         echo->channel_ = nullptr;
     }
     mm::free(echo->scratch_);
+    delete[] echo->batch_;
     delete echo;
 }
 
@@ -149,21 +153,20 @@ EchoResult EchoDevice::collect_locked(uint64_t& transaction_id, void* payload, u
 }
 
 uint32_t EchoDevice::send_requests(uint64_t first_id, uint32_t count, const void* payload, uint32_t size) {
-    constexpr uint32_t kBatchLimit = 64;
     MutexGuard in_use(use_lock_);
     if (!channel_) return 0;
-    if (count > kBatchLimit) count = kBatchLimit;
+    if (count > kMaxBatch) count = kMaxBatch;
     const ring::PayloadPiece piece{payload, size};
-    ring::OutgoingPacket packets[kBatchLimit];
     for (uint32_t i = 0; i < count; ++i) {
-        packets[i].type = ring::PacketType::kInBand;
-        packets[i].transaction_id = first_id + i;
-        packets[i].completion_requested = true;
-        packets[i].payload = &piece;
-        packets[i].payload_piece_count = size ? 1 : 0;
+        batch_[i] = ring::OutgoingPacket{};
+        batch_[i].type = ring::PacketType::kInBand;
+        batch_[i].transaction_id = first_id + i;
+        batch_[i].completion_requested = true;
+        batch_[i].payload = &piece;
+        batch_[i].payload_piece_count = size ? 1 : 0;
     }
     RingError error;
-    return channel_->send_batch(packets, count, error);
+    return channel_->send_batch(batch_, count, error);
 }
 
 EchoResult EchoDevice::collect_available(uint32_t size, uint32_t& collected, uint64_t deadline_ns) {

@@ -28,6 +28,8 @@ ChannelOptions default_channel_options();
 
 class EchoDevice {
 public:
+    static constexpr uint32_t kMaxBatch = 256;
+
     Device& device() const { return device_; }
     // nullptr between a failed reopen() and the next successful one.
     Channel* channel() const { return channel_; }
@@ -42,8 +44,9 @@ public:
     EchoResult send_request(uint64_t transaction_id, const void* payload, uint32_t size, uint64_t deadline_ns);
     EchoResult collect(uint64_t& transaction_id, void* payload, uint32_t capacity, uint32_t& size, uint64_t deadline_ns);
 
-    // Pipelined and batched: sends up to `count` requests (ids first_id, first_id + 1, ...) with
-    // one publish, returns how many went out (0: the ring is full or the channel gone). Then
+    // Pipelined and batched: sends up to `count` (at most kMaxBatch) requests (ids first_id,
+    // first_id + 1, ...) with one publish, returns how many went out (0: the ring is full or the
+    // channel gone). Then
     // collects every completion available, waiting for the first until the deadline, with one
     // release; each must have `size` payload bytes (padded to 8).
     uint32_t send_requests(uint64_t first_id, uint32_t count, const void* payload, uint32_t size);
@@ -69,6 +72,7 @@ private:
     uint64_t next_transaction_id_ = 1;
     uint64_t unexpected_ = 0;
     uint8_t* scratch_ = nullptr;  // services::echo::kMaxPayload bytes: a completion's payload
+    ring::OutgoingPacket* batch_ = nullptr;  // kMaxBatch descriptors for send_requests()
     ListNode link;
     friend struct Registry;
 };
