@@ -71,6 +71,8 @@ public:
     virtual std::string report() const { return {}; }
     // A management request (`vmm ctl`, JSON {"command": ...}) this device answers, or nullopt.
     virtual std::optional<nlohmann::json> control(const nlohmann::json&) { return std::nullopt; }
+    // Fields this device adds to `vmm ctl ... status` (e.g. the guest's heartbeat). Must not wait.
+    virtual void add_status(nlohmann::json&) const {}
     // Asked when the VMM is told to stop (SIGTERM, `vmm ctl ... shutdown`): true if the device
     // asked the guest to shut down in order (e.g. over the shutdown integration service).
     virtual bool request_guest_shutdown() { return false; }

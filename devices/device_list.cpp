@@ -40,6 +40,10 @@ bool DeviceList::request_guest_shutdown() {
     return asked;
 }
 
+void DeviceList::add_status(nlohmann::json& status) const {
+    for (const auto& device : devices_) device->add_status(status);
+}
+
 std::vector<std::pair<std::string, std::string>> DeviceList::reports() const {
     std::vector<std::pair<std::string, std::string>> lines;
     for (const auto& device : devices_)

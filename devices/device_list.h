@@ -27,6 +27,8 @@ public:
     std::optional<nlohmann::json> control(const nlohmann::json& request);
     // True if a device asked the guest to shut down in order.
     bool request_guest_shutdown();
+    // Every device's fields for `vmm ctl ... status`.
+    void add_status(nlohmann::json& status) const;
 
     // (device name, report line) for devices with something to say.
     std::vector<std::pair<std::string, std::string>> reports() const;

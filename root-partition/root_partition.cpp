@@ -15,6 +15,12 @@
 #include "kvm/kvm_error.h"
 #include "sandbox.h"
 #include "services/echo_vsp.h"
+#include "services/ic/guest_log.h"
+#include "services/ic/heartbeat.h"
+#include "services/ic/ic_vsp.h"
+#include "services/ic/kvp.h"
+#include "services/ic/shutdown.h"
+#include "services/ic/timesync.h"
 #include "synic/synic_shared_state.h"
 
 namespace hvkvm::root {
@@ -88,6 +94,7 @@ void RootPartition::attach(link::ReceivedMessage message) {
     if (hello.vcpu_count == 0 || hello.vcpu_count > abi::kMaxVcpus)
         throw vmm::HostError(EPROTO, fmt::format("hello names {} vCPUs", hello.vcpu_count));
     vcpu_count_ = hello.vcpu_count;
+    clocks_.emplace(hello.reference_origin_ns);
     memory_.emplace(vmm::GuestMemory::attach(std::move(message.fds[0]), layout_from(hello)));
     void* synic = ::mmap(nullptr, abi::kPageSize, PROT_READ, MAP_SHARED, message.fds[1].get(), 0);
     if (synic == MAP_FAILED) vmm::throw_errno("mmap the SynIC state page");
@@ -108,7 +115,51 @@ std::vector<vmm::UniqueFd> RootPartition::fetch_sint_eventfds() {
     return fds;
 }
 
-void RootPartition::offer_services() { host_->add(std::make_unique<EchoVsp>(*services_)); }
+static_assert(link::kGuestLogTextMax == vmbus::services::ic::kGuestLogMaxText);
+
+void RootPartition::offer_services() {
+    host_->add(std::make_unique<EchoVsp>(*services_));
+    auto offer_ic = [this](std::unique_ptr<ic::IcService> service) {
+        host_->add(std::make_unique<IcVsp>(*services_, std::move(service)));
+    };
+    offer_ic(std::make_unique<ic::HeartbeatService>([this](const ic::HeartbeatEvent& event) { report_heartbeat(event); }));
+    offer_ic(std::make_unique<ic::ShutdownService>());
+    offer_ic(std::make_unique<ic::TimeSyncService>(*clocks_));
+    offer_ic(std::make_unique<ic::KvpService>());
+    offer_ic(std::make_unique<ic::GuestLogService>([this](const ic::GuestLogEntry& entry) { forward_guest_log(entry); }));
+}
+
+void RootPartition::report_heartbeat(const ic::HeartbeatEvent& event) {
+    using Kind = ic::HeartbeatEvent::Kind;
+    link::Heartbeat message{};
+    message.kind = event.kind == Kind::kBeat    ? link::HeartbeatEventKind::kBeat
+                   : event.kind == Kind::kLost ? link::HeartbeatEventKind::kLost
+                                               : link::HeartbeatEventKind::kResumed;
+    message.application_state = event.application_state;
+    message.sequence = event.sequence;
+    message.beats = event.beats;
+    message.silent_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(event.silent).count());
+    send_report(MessageType::kHeartbeat, bytes_of(message));
+}
+
+void RootPartition::forward_guest_log(const ic::GuestLogEntry& entry) {
+    link::GuestLog message{};
+    message.level = static_cast<uint32_t>(entry.level);
+    message.size = static_cast<uint32_t>(std::min<size_t>(entry.text.size(), sizeof message.text));
+    message.lost = entry.lost;
+    std::memcpy(message.text, entry.text.data(), message.size);
+    send_report(MessageType::kGuestLog, bytes_of(message));
+}
+
+// A host pair from the config, for the KVP service (which checks it against the wire's limits).
+void RootPartition::preset_kvp(const link::KvpPreset& preset) {
+    const std::string key(preset.key, std::min<uint32_t>(preset.key_size, link::kKvpKeyMax));
+    const std::string value(preset.value, std::min<uint32_t>(preset.value_size, link::kKvpValueMax));
+    host_->control({{"command", "kvp-preset"}, {"key", key}, {"value", value}}, [key](const nlohmann::json& answer) {
+        if (!answer.value("ok", false))
+            spdlog::warn("kvp: the config's pair \"{}\" was refused: {}", key, answer.value("error", "?"));
+    });
+}
 
 void RootPartition::post_message(uint32_t vp, uint32_t sint, uint32_t message_type, std::span<const uint8_t> payload) {
     link::PostMessage message{};
@@ -132,7 +183,7 @@ vmm::UniqueFd RootPartition::open_event_connection(uint32_t connection_id) {
 void RootPartition::report_channel(uint32_t relid, link::ChannelPhase phase, uint32_t target_vp, const char* name) {
     link::ChannelState state{relid, phase, target_vp, 0, {}};
     std::snprintf(state.name, sizeof state.name, "%s", name);
-    link_.send(MessageType::kChannelState, state);
+    send_report(MessageType::kChannelState, bytes_of(state));
 }
 
 link::ReceivedMessage RootPartition::call(MessageType request, std::span<const uint8_t> body, MessageType reply) {
@@ -165,22 +216,37 @@ void RootPartition::dispatch(link::ReceivedMessage message) {
         return;
     case MessageType::kInjectFault: inject_fault(message.as<link::InjectFault>().fault); return;
     case MessageType::kControlRequest: answer_control(message.as<link::ControlText>()); return;
+    case MessageType::kKvpPreset: preset_kvp(message.as<link::KvpPreset>()); return;
     default: spdlog::warn("unexpected {} message from the VMM", link::message_type_name(message.type)); return;
     }
 }
 
 void RootPartition::answer_control(const link::ControlText& request) {
-    nlohmann::json answer;
     const auto text = std::string_view(request.text, std::min<uint32_t>(request.size, link::kControlTextMax));
     const nlohmann::json parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-    if (parsed.is_discarded() || !parsed.is_object()) answer = {{"ok", false}, {"error", "not a JSON object"}};
-    else answer = host_->control(parsed);
-    link::ControlText reply{request.id, 0, {}};
-    std::string dumped = answer.dump();
+    ControlReply reply = [this, id = request.id](nlohmann::json answer) { send_control_answer(id, answer); };
+    if (parsed.is_discarded() || !parsed.is_object()) reply({{"ok", false}, {"error", "not a JSON object"}});
+    else host_->control(parsed, std::move(reply));
+}
+
+void RootPartition::send_control_answer(uint32_t id, const nlohmann::json& answer) {
+    link::ControlText reply{id, 0, {}};
+    std::string dumped = answer.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     if (dumped.size() > link::kControlTextMax) dumped = R"({"ok":false,"error":"answer too long"})";
     reply.size = static_cast<uint32_t>(dumped.size());
     std::memcpy(reply.text, dumped.data(), dumped.size());
-    link_.send(MessageType::kControlResponse, reply);
+    send_report(MessageType::kControlResponse, bytes_of(reply));
+}
+
+// What the services tell the VMM, possibly while the channels close as the root partition stops
+// (a control request still waiting is answered then): a link the VMM has already closed makes it
+// nobody's news, not an error. The event loop learns of the closed link on its own.
+void RootPartition::send_report(MessageType type, std::span<const uint8_t> body) {
+    try {
+        link_.send(type, body);
+    } catch (const vmm::HostError& error) {
+        spdlog::debug("{} not sent: {}", link::message_type_name(type), error.what());
+    }
 }
 
 void RootPartition::on_guest_messages_readable() {

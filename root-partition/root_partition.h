@@ -14,6 +14,9 @@
 #include "kvm/guest_memory.h"
 #include "link/link_socket.h"
 #include "partition_link.h"
+#include "services/ic/guest_log.h"
+#include "services/ic/heartbeat.h"
+#include "services/ic/timesync.h"
 #include "vmbus_host.h"
 
 namespace hvkvm::root {
@@ -34,6 +37,10 @@ private:
     void attach(link::ReceivedMessage hello);
     std::vector<vmm::UniqueFd> fetch_sint_eventfds();
     void offer_services();
+    // What the integration services tell the VMM.
+    void report_heartbeat(const ic::HeartbeatEvent& event);
+    void forward_guest_log(const ic::GuestLogEntry& entry);
+    void preset_kvp(const link::KvpPreset& preset);
 
     void on_link_readable();
     void dispatch(link::ReceivedMessage message);
@@ -42,9 +49,12 @@ private:
     void on_guest_messages_readable();
     void inject_fault(link::Fault fault);
     void answer_control(const link::ControlText& request);
+    void send_control_answer(uint32_t id, const nlohmann::json& answer);
+    void send_report(link::MessageType type, std::span<const uint8_t> body);
 
     link::LinkSocket link_;
     uint32_t vcpu_count_ = 0;
+    std::optional<ic::HostClocks> clocks_;  // the time-sync service's, from the hello
     std::optional<vmm::GuestMemory> memory_;
     vmm::Mapping synic_state_;
     vmm::UniqueFd guest_messages_;

@@ -42,7 +42,7 @@ void VmbusHost::report_offers() {
     }
 }
 
-nlohmann::json VmbusHost::control(const nlohmann::json& request) {
+void VmbusHost::control(const nlohmann::json& request, ControlReply reply) {
     const std::string command = request.value("command", "");
     if (command == "channels") {
         nlohmann::json channels = nlohmann::json::array();
@@ -51,13 +51,15 @@ nlohmann::json VmbusHost::control(const nlohmann::json& request) {
                                       {"relid", server_.relid_of(offer_ids_[i])},
                                       {"open", vsps_[i]->is_open()}};
             if (vsps_[i]->is_open()) channel["target_vp"] = vsps_[i]->target_vp();
+            if (nlohmann::json service = vsps_[i]->describe(); !service.empty()) channel["service"] = std::move(service);
             channels.push_back(std::move(channel));
         }
-        return {{"ok", true}, {"connected", server_.is_connected()}, {"version", server_.version()}, {"channels", channels}};
+        reply({{"ok", true}, {"connected", server_.is_connected()}, {"version", server_.version()}, {"channels", channels}});
+        return;
     }
     for (auto& vsp : vsps_)
-        if (auto answer = vsp->control(request)) return *answer;
-    return {{"ok", false}, {"error", "unknown command \"" + command + "\""}};
+        if (vsp->control(request, reply)) return;
+    reply({{"ok", false}, {"error", "unknown command \"" + command + "\""}});
 }
 
 void VmbusHost::send(const vmbus::protocol::MessageBuffer& message) {

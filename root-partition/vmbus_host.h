@@ -25,8 +25,9 @@ public:
     void on_guest_message(const void* payload, uint32_t size);
 
     size_t offer_count() const { return vsps_.size(); }
-    // Answers a management request: "channels" itself, anything else through the VSP that takes it.
-    nlohmann::json control(const nlohmann::json& request);
+    // Answers a management request (exactly once, now or later): "channels" itself, anything
+    // else through the VSP that takes it.
+    void control(const nlohmann::json& request, ControlReply reply);
     uint64_t refused_messages() const { return server_.counters().refused; }
 
 private:

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "control_reply.h"
 #include "event_loop.h"
 #include "guest_signals.h"
 #include "kvm/guest_memory.h"
@@ -54,9 +55,11 @@ public:
 
     virtual const char* name() const = 0;
     virtual vmbus::channel::OfferInfo offer() const = 0;
-    // A management request (`vmm ctl ...`, JSON `{"command": ...}`) this VSP answers, or nullopt
-    // if it is not for this VSP.
-    virtual std::optional<nlohmann::json> control(const nlohmann::json&) { return std::nullopt; }
+    // A management request (`vmm ctl ...`, JSON `{"command": ...}`): true if this VSP takes it
+    // (then it moved `reply` away and calls it exactly once, now or when the guest has answered).
+    virtual bool control(const nlohmann::json&, ControlReply&) { return false; }
+    // What `vmm ctl channels` shows of this VSP beyond its channel (empty: nothing).
+    virtual nlohmann::json describe() const { return nlohmann::json::object(); }
 
     uint32_t open(const vmbus::channel::OpenRequest& request) final;
     void close() final;

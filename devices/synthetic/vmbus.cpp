@@ -2,6 +2,9 @@
 // channel server and every VSP, started and watched by the VMM (vmm/root_partition/). Whatever
 // the guest's VSCs do reaches it through the SynIC and the hypercall page; a root partition that
 // dies or hangs stops the VM, naming the channels it was serving.
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 #include <memory>
 
 #include "config/config.h"
@@ -11,13 +14,19 @@
 namespace hvkvm::devices {
 namespace {
 
+const char* application_state_name(uint32_t state) {
+    static constexpr const char* kNames[] = {"unknown", "healthy", "critical", "stopped"};
+    return state < std::size(kNames) ? kNames[state] : "?";
+}
+
 class Vmbus final : public Device {
 public:
     explicit Vmbus(DeviceContext& context)
         : fault_(context.config.debug.root_partition_fault),
+          shutdown_timeout_ms_(context.config.vmbus.shutdown_timeout_ms),
           root_(std::make_unique<vmm::RootPartitionProcess>(
               vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
-                                         context.config.machine.vcpus},
+                                         context.config.machine.vcpus, context.config.kvp},
               [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
 
     std::string_view name() const override { return "vmbus"; }
@@ -39,26 +48,59 @@ public:
     // Everything about channels and integration services is the root partition's to answer.
     std::optional<nlohmann::json> control(const nlohmann::json& request) override {
         if (!root_) return std::nullopt;
-        auto answer = root_->control(request.dump(), kControlTimeout);
-        if (!answer) return nlohmann::json{{"ok", false}, {"error", "the root partition did not answer"}};
-        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, /*allow_exceptions=*/false);
-        if (parsed.is_discarded() || !parsed.is_object()) return nlohmann::json{{"ok", false}, {"error", "bad answer"}};
+        auto parsed = ask_root(request, kControlTimeout);
         // "unknown command" from the root: let other devices try.
         if (!parsed.value("ok", false) && parsed.value("error", "").rfind("unknown command", 0) == 0) return std::nullopt;
         return parsed;
     }
 
+    // The guest's heartbeat as the root partition last reported it (no round trip).
+    void add_status(nlohmann::json& status) const override {
+        if (!root_) return;
+        const vmm::HeartbeatStatus beat = root_->heartbeat();
+        nlohmann::json heartbeat = {{"state", !beat.seen ? "no answer yet" : beat.lost ? "lost" : "beating"},
+                                    {"sequence", beat.sequence},
+                                    {"beats", beat.beats}};
+        if (beat.seen) {
+            heartbeat["application_state"] = application_state_name(beat.application_state);
+            heartbeat["age_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(
+                                      std::chrono::steady_clock::now() - beat.last_beat)
+                                      .count();
+        }
+        status["heartbeat"] = std::move(heartbeat);
+    }
+
+    // The shutdown integration service carries the VMM's deadline; the guest's answer says
+    // whether it accepted.
     bool request_guest_shutdown() override {
         if (!root_) return false;
-        auto answer = root_->control(R"({"command":"shutdown"})", kControlTimeout);
-        if (!answer) return false;
-        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, false);
-        return !parsed.is_discarded() && parsed.is_object() && parsed.value("ok", false);
+        const nlohmann::json answer =
+            ask_root({{"command", "shutdown"}, {"timeout_ms", shutdown_timeout_ms_}}, kShutdownAnswerTimeout);
+        if (answer.value("ok", false)) return true;
+        spdlog::info("the guest was not asked to shut down in order: {}", answer.value("error", "no answer"));
+        return false;
     }
 
 private:
-    static constexpr std::chrono::milliseconds kControlTimeout{1000};
+    // Time for the guest to answer through its VSC (the root's own limit per request is 1.5 s, and
+    // `kvp get` may ask three pools).
+    static constexpr std::chrono::milliseconds kControlTimeout{5000};
+    static constexpr std::chrono::milliseconds kShutdownAnswerTimeout{3000};
+
+    nlohmann::json ask_root(const nlohmann::json& request, std::chrono::milliseconds timeout) const {
+        const std::string text = request.dump();
+        if (text.size() > root::link::kControlTextMax)
+            return {{"ok", false}, {"error", fmt::format("request too long ({} bytes; at most {})", text.size(),
+                                                         root::link::kControlTextMax)}};
+        auto answer = root_->control(text, timeout);
+        if (!answer) return {{"ok", false}, {"error", "the root partition did not answer"}};
+        nlohmann::json parsed = nlohmann::json::parse(*answer, nullptr, /*allow_exceptions=*/false);
+        if (parsed.is_discarded() || !parsed.is_object()) return {{"ok", false}, {"error", "bad answer"}};
+        return parsed;
+    }
+
     vmm::RootPartitionFault fault_;
+    uint32_t shutdown_timeout_ms_;
     std::unique_ptr<vmm::RootPartitionProcess> root_;
     std::string report_;  // kept from stop(), when the process is gone
 };

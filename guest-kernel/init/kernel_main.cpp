@@ -8,6 +8,7 @@
 #include "bench/spinlock_bench.h"
 #include "bench/vmbus_echo_bench.h"
 #include "drivers/ata.h"
+#include "drivers/ic/ic.h"
 #include "drivers/vmbus/vmbus.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
@@ -16,13 +17,13 @@
 #include "kernel/host_interface.h"
 #include "kernel/sync/cross_call.h"
 #include "kernel/test/ktest.h"
+#include "kernel/version.h"
 #include "lib/format.h"
+#include "lib/string.h"
 #include "mm/node_topology.h"
 
 namespace hvkvm::guest {
 namespace {
-
-constexpr const char* kKernelVersion = "0.1.0";
 
 void print_banner(const abi::BootInfo& boot_info, const Cmdline& cmdline) {
     const platform::Kind kind = platform::kind();
@@ -86,8 +87,62 @@ void print_numa_topology() {
 
 // The kernel's last act: leave VMBus the orderly way (the host closes its side), then report.
 [[noreturn]] void finish(bool success) {
+    ic::stop();
     vmbus::stop();
     exit_to_vmm(success ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+}
+
+constexpr size_t kMaxValueChars = ic::wire::kKvpMaxValueUnits;
+
+// The decimal number `key=N` gives (its leading digits; 0 if none, capped at a million).
+uint64_t cmdline_number(const Cmdline& cmdline, StringView key) {
+    const StringView text = cmdline.value(key);
+    uint64_t number = 0;
+    for (size_t i = 0; i < text.size() && text[i] >= '0' && text[i] <= '9' && number < 1'000'000; ++i)
+        number = number * 10 + static_cast<uint64_t>(text[i] - '0');
+    return number < 1'000'000 ? number : 1'000'000;
+}
+
+// The integration services, as the command line configures them: shutdown=ignore (accept the
+// host's shutdown request but carry on), guest_log=console (every console line to the host's log),
+// heartbeat_silence=S (a test of the host: leave S seconds of heartbeats unanswered).
+void start_integration_services(const Cmdline& cmdline) {
+    vmbus::Bus* bus = vmbus::bus();
+    if (!bus) return;
+    ic::IcOptions options;
+    options.shutdown = cmdline.value("shutdown") == "ignore" ? ic::ShutdownPolicy::kIgnore : ic::ShutdownPolicy::kObey;
+    options.mirror_console = cmdline.value("guest_log") == "console";
+    options.heartbeat_silence_ns = cmdline_number(cmdline, "heartbeat_silence") * 1'000'000'000;
+    ic::start(*bus, options);
+    // The guest pool's first pair: what this kernel was asked to do (cut to what a value holds).
+    char text[kMaxValueChars + 1];
+    const size_t length = cmdline.text().size() < kMaxValueChars ? cmdline.text().size() : kMaxValueChars;
+    memcpy(text, cmdline.text().data(), length);
+    text[length] = '\0';
+    ic::kvp_publish("KernelCommandLine", text);
+}
+
+// guest_log_flood=N: N log lines as fast as the kernel can queue them (a test of the host's
+// rate limits: most are dropped, and counted, on the way).
+void flood_guest_log(const Cmdline& cmdline) {
+    if (!cmdline.has("guest_log_flood")) return;
+    const uint64_t count = cmdline_number(cmdline, "guest_log_flood");
+    for (uint64_t i = 0; i < count; ++i) ic::guest_log_printf("flood line %lu of %lu", i + 1, count);
+    kprint("guest_log_flood: %lu lines queued\n", count);
+}
+
+// serve: run the integration services until the host asks for a shutdown; then stop in order.
+[[noreturn]] void serve() {
+    if (!ic::is_started()) {
+        kprint("serve: no VMBus connection, so no host to serve: exiting\n");
+        finish(false);
+    }
+    kprint("serve: running until the host asks for a shutdown\n");
+    ic::guest_log_printf("serving");
+    const ic::ShutdownRequest request = ic::wait_for_shutdown();
+    kprint("guest shutdown: requested by the host (reason %#x, deadline %u s); stopping\n", request.reason,
+           request.timeout_seconds);
+    finish(true);
 }
 
 // The IDE channel's drives become block devices; `ata=pio` or `ata=dma` (the default) says how
@@ -113,6 +168,8 @@ void kernel_main(const abi::BootInfo& boot_info) {
     const StringView crash_kind = cmdline.value("crash", &found);
     if (found) trigger_crash(crash_kind);  // does not return
     vmbus::start();  // without a VMBus host the kernel carries on without it
+    start_integration_services(cmdline);
+    flood_guest_log(cmdline);
     const StringView test_glob = cmdline.value("test", &found);
     if (found) finish(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size())));
     const StringView bench = cmdline.value("bench", &found);
@@ -132,6 +189,7 @@ void kernel_main(const abi::BootInfo& boot_info) {
         x86::halt_forever();
     }
     if (cmdline.has("selftest")) finish(run_selftest());
+    if (cmdline.has("serve")) serve();
 
     kprint("nothing more to do: exiting\n");
     finish(true);

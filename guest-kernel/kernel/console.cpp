@@ -18,6 +18,7 @@ struct Console {
     SerialPort uart{0x3f8};
     TasLock lock;
     bool messages = false;  // send text as hypervisor messages instead of through the UART
+    ConsoleLineObserver observer = nullptr;  // also gets every write (atomic: set from any CPU)
 } console;
 
 // Once the hypervisor interface is up, console text goes to the VMM as messages: one exit per
@@ -47,6 +48,11 @@ void console_write(const char* text, size_t length) {
     console.lock.lock();
     write_to_device(text, length);
     console.lock.unlock();
+    if (ConsoleLineObserver observer = __atomic_load_n(&console.observer, __ATOMIC_ACQUIRE)) observer(text, length);
+}
+
+void console_set_line_observer(ConsoleLineObserver observer) {
+    __atomic_store_n(&console.observer, observer, __ATOMIC_RELEASE);
 }
 
 void kprint_v(const char* format, va_list arguments) {

@@ -15,6 +15,12 @@ __attribute__((format(printf, 1, 2))) void kprint(const char* format, ...);
 void kprint_v(const char* format, va_list arguments);
 void console_write(const char* text, size_t length);
 
+// Gets every console write too, with interrupts disabled and after the console's lock is
+// released (so it may print nothing itself); nullptr: none. How the guest log mirrors the
+// console (command line guest_log=console).
+using ConsoleLineObserver = void (*)(const char* text, size_t length);
+void console_set_line_observer(ConsoleLineObserver observer);
+
 // For the crash path: write without taking the lock (the lock holder may be the crashed code).
 __attribute__((format(printf, 1, 2))) void kprint_unlocked(const char* format, ...);
 

@@ -14,7 +14,11 @@
 //   VMM  -> kInjectFault            tests only (config debug.root_partition_fault)
 //   VMM  -> kControlRequest         root -> kControlResponse with the same id: a management
 //                                   request (JSON, `vmm ctl` and the VMM's own, e.g. shutdown)
-//                                   answered by the VMBus host or a VSP
+//                                   answered by the VMBus host or a VSP (at once or once the
+//                                   guest has answered)
+//   VMM  -> kKvpPreset              a host KVP pair from the config (no answer)
+//   root -> kHeartbeat              each heartbeat answer, and the guest lost / resumed
+//   root -> kGuestLog               one line of the guest's log, to print
 #pragma once
 
 #include <stddef.h>
@@ -40,6 +44,9 @@ enum class MessageType : uint32_t {
     kInjectFault = 12,
     kControlRequest = 13,
     kControlResponse = 14,
+    kKvpPreset = 15,
+    kHeartbeat = 16,
+    kGuestLog = 17,
 };
 
 struct Header {
@@ -65,9 +72,12 @@ struct Hello {
     uint32_t vcpu_count;
     uint32_t region_count;
     uint64_t ram_bytes;
+    // CLOCK_MONOTONIC, in ns, at which the partition's reference time (TIME_REF_COUNT) was 0.
+    uint64_t reference_origin_ns;
     Region regions[kMaxRegions];
 };
-static_assert(offsetof(Hello, regions) == 16);
+static_assert(offsetof(Hello, ram_bytes) == 8 && offsetof(Hello, reference_origin_ns) == 16 &&
+              offsetof(Hello, regions) == 24);
 inline constexpr uint32_t kHelloFdCount = 3;
 
 // kReady: what the root could establish about itself, for the VMM's log and tests.
@@ -138,6 +148,39 @@ struct ControlText {
 };
 static_assert(sizeof(ControlText) == 4088);
 
+// kKvpPreset: UTF-8, sizes in bytes (a 255-character key and a 1023-character value fit; the
+// root checks them against the wire's UTF-16 limits).
+inline constexpr uint32_t kKvpKeyMax = 768;
+inline constexpr uint32_t kKvpValueMax = 3072;
+struct KvpPreset {
+    uint32_t key_size;
+    uint32_t value_size;
+    char key[kKvpKeyMax];
+    char value[kKvpValueMax];
+};
+static_assert(sizeof(KvpPreset) == 3848 && offsetof(KvpPreset, key) == 8 && offsetof(KvpPreset, value) == 776);
+
+// kHeartbeat
+enum class HeartbeatEventKind : uint32_t { kBeat = 1, kLost = 2, kResumed = 3 };
+struct Heartbeat {
+    HeartbeatEventKind kind;
+    uint32_t application_state;  // Hyper-V's: 0 unknown, 1 healthy, 2 critical, 3 stopped
+    uint64_t sequence;           // the last sequence the guest answered
+    uint64_t beats;              // answers so far
+    uint64_t silent_ms;          // kLost / kResumed: how long the guest had not answered
+};
+static_assert(sizeof(Heartbeat) == 32 && offsetof(Heartbeat, sequence) == 8 && offsetof(Heartbeat, silent_ms) == 24);
+
+// kGuestLog: one line as the guest sent it (not NUL-terminated; the VMM sanitizes it).
+inline constexpr uint32_t kGuestLogTextMax = 480;  // vmbus/services/ic.h kGuestLogMaxText
+struct GuestLog {
+    uint32_t level;  // 0 info, 1 warning, 2 error
+    uint32_t size;   // bytes of text, 1..kGuestLogTextMax
+    uint64_t lost;   // lines before this one that never arrived
+    char text[kGuestLogTextMax];
+};
+static_assert(sizeof(GuestLog) == 496 && offsetof(GuestLog, lost) == 8 && offsetof(GuestLog, text) == 16);
+
 // The fixed body size of each message type (0 for none), so a receiver checks sizes before parsing.
 constexpr uint32_t body_size_of(MessageType type) {
     switch (type) {
@@ -155,12 +198,16 @@ constexpr uint32_t body_size_of(MessageType type) {
     case MessageType::kInjectFault: return sizeof(InjectFault);
     case MessageType::kControlRequest:
     case MessageType::kControlResponse: return sizeof(ControlText);
+    case MessageType::kKvpPreset: return sizeof(KvpPreset);
+    case MessageType::kHeartbeat: return sizeof(Heartbeat);
+    case MessageType::kGuestLog: return sizeof(GuestLog);
     }
     return ~0u;  // unknown type
 }
 
 inline constexpr uint32_t kMaxBodyBytes = sizeof(ControlText) > sizeof(Hello) ? sizeof(ControlText) : sizeof(Hello);
 inline constexpr uint32_t kMaxMessageBytes = sizeof(Header) + kMaxBodyBytes;
-static_assert(sizeof(PostMessage) <= kMaxBodyBytes && sizeof(ChannelState) <= kMaxBodyBytes);
+static_assert(sizeof(PostMessage) <= kMaxBodyBytes && sizeof(ChannelState) <= kMaxBodyBytes &&
+              sizeof(KvpPreset) <= kMaxBodyBytes && sizeof(GuestLog) <= kMaxBodyBytes);
 
 }  // namespace hvkvm::root::link

@@ -26,6 +26,9 @@ const char* message_type_name(MessageType type) {
     case MessageType::kInjectFault: return "inject-fault";
     case MessageType::kControlRequest: return "control-request";
     case MessageType::kControlResponse: return "control-response";
+    case MessageType::kKvpPreset: return "kvp-preset";
+    case MessageType::kHeartbeat: return "heartbeat";
+    case MessageType::kGuestLog: return "guest-log";
     }
     return "unknown";
 }

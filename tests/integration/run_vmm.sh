@@ -2,18 +2,19 @@
 # Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
 #
 #   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--status N] [--expect REGEX]... [--reject REGEX]...
-#              [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
+#              [--expect-count MIN MAX REGEX]... [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
 #              [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
 #
 # --kill-root sends SIG to vmm's root-partition process (hvkvm-root) after the delay.
 #
-# --expect/--reject match (grep -E) the combined stdout+stderr. Exit status 77 means skipped
+# --expect/--reject match (grep -E) the combined stdout+stderr; --expect-count wants MIN..MAX lines
+# matching. Exit status 77 means skipped
 # (ctest SKIP_RETURN_CODE): the test needs /dev/kvm (or a PVM host's /dev/kvm) and this machine has
 # none usable.
 set -u
 vmm=$1; shift
 needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
-expects=() rejects=() file_checks=()
+expects=() rejects=() file_checks=() counts=()
 while [ $# -gt 0 ]; do
     case $1 in
         --needs-kvm) needs_kvm=1; shift ;;
@@ -22,6 +23,7 @@ while [ $# -gt 0 ]; do
         --expect) expects+=("$2"); shift 2 ;;
         --reject) rejects+=("$2"); shift 2 ;;
         --expect-file) file_checks+=("$2" "$3"); shift 3 ;;
+        --expect-count) counts+=("$2" "$3" "$4"); shift 4 ;;
         --signal) signal=$2; signal_after=$3; shift 3 ;;
         --kill-root) kill_root=$2; kill_root_after=$3; shift 3 ;;
         --) shift; break ;;
@@ -72,6 +74,14 @@ for pattern in ${expects[@]+"${expects[@]}"}; do
 done
 for pattern in ${rejects[@]+"${rejects[@]}"}; do
     grep -Eq -- "$pattern" "$output" && { echo "FAIL: output contains /$pattern/"; failed=1; }
+done
+set -- ${counts[@]+"${counts[@]}"}
+while [ $# -gt 0 ]; do
+    found=$(grep -Ec -- "$3" "$output")
+    if [ "$found" -lt "$1" ] || [ "$found" -gt "$2" ]; then
+        echo "FAIL: $found lines match /$3/, expected $1..$2"; failed=1
+    fi
+    shift 3
 done
 set -- ${file_checks[@]+"${file_checks[@]}"}
 while [ $# -gt 0 ]; do

@@ -40,9 +40,13 @@ TEST_CASE("vmm ctl turns its words into one JSON request", "[cli]") {
     CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "get", "host name"}) == R"({"command":"kvp-get","key":"host name"})");
     CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "set", "k", "v \"q\""}) ==
           R"({"command":"kvp-set","key":"k","value":"v \"q\""})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "delete", "k"}) == R"({"command":"kvp-delete","key":"k"})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "kvp", "list"}) == R"({"command":"kvp-list"})");
+    CHECK(request_of({"ctl", "/run/vm.sock", "timesync"}) == R"({"command":"timesync"})");
     CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock"}), Catch::Contains("expected SOCKET and a command"));
     CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "status", "now"}), "ctl status: takes no arguments");
     CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "kvp", "get"}), Catch::Contains("expected \"get KEY\""));
     CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "kvp", "set", "k"}), Catch::Contains("expected \"get KEY\""));
+    CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "kvp", "list", "all"}), Catch::Contains("\"list\""));
     CHECK_THROWS_WITH(parse_command_line({"ctl", "/run/vm.sock", "reboot"}), Catch::Contains("unknown command \"reboot\""));
 }

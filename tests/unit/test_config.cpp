@@ -83,7 +83,7 @@ TEST_CASE("invalid values are rejected with the key path", "[config]") {
          "machine.colour: unknown key (known keys: vcpus, memory_mib, cpu_mode)"},
         {R"({"machine": [], "kernel": {"path": "kernel.elf"}})", "machine: expected an object, got an array"},
         {R"({"kernel": {"path": "kernel.elf"}, "extra": {}})",
-         "extra: unknown key (known keys: machine, kernel, console, control, disks, enlightenments, numa, vmbus, debug)"},
+         "extra: unknown key (known keys: machine, kernel, console, control, disks, enlightenments, numa, vmbus, kvp, debug)"},
         {R"({"kernal": {"path": "kernel.elf"}})", "kernal: unknown key (did you mean \"kernel\"?)"},
         {R"({})", "kernel: missing (the guest kernel to boot)"},
         {R"({"kernel": {}})", "kernel.path: missing (path of the guest kernel ELF)"},
@@ -435,4 +435,36 @@ TEST_CASE("debug: the SynIC echo device and root-partition faults", "[config][vm
               fault);
     CHECK(error_of(kMinimal, {"debug.root_partition_fault=exit"}) ==
           "debug.root_partition_fault: must be one of none, forbidden-syscall, crash, hang, got \"exit\"");
+}
+
+TEST_CASE("kvp: string pairs for the guest's external pool; keys 1..255 and values 0..1023 UTF-16 characters, 64 pairs", "[config][vmbus]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    CHECK(parse_config(kMinimal, dir.path()).kvp.empty());
+    const VmConfig config = parse_config(R"({"kernel": {"path": "kernel.elf"}, "kvp": {"Env": "test", "Empty": ""}})", dir.path());
+    CHECK(config.kvp == KvpConfig{{"Empty", ""}, {"Env", "test"}});
+    CHECK(parse_config(kMinimal, dir.path(), {"kvp.Role=web"}).kvp.at("Role") == "web");
+
+    auto with_pair = [](const std::string& key, const std::string& value) {
+        return fmt::format(R"({{"kernel": {{"path": "kernel.elf"}}, "kvp": {{"{}": "{}"}}}})", key, value);
+    };
+    CHECK(error_of(with_pair(std::string(255, 'k'), "v")).empty());
+    CHECK(error_of(with_pair(std::string(256, 'k'), "v")) ==
+          "kvp." + std::string(256, 'k') + ": a key must be 1..255 UTF-16 characters without NUL");
+    CHECK(error_of(with_pair("", "v")) == "kvp.: a key must be 1..255 UTF-16 characters without NUL");
+    CHECK(error_of(with_pair("k", std::string(1023, 'v'))).empty());
+    CHECK(error_of(with_pair("k", std::string(1024, 'v'))) == "kvp.k: a value must be at most 1023 UTF-16 characters without NUL");
+    // A character outside the BMP takes two UTF-16 units.
+    std::string emoji_key;
+    for (int i = 0; i < 127; ++i) emoji_key += "\xf0\x9f\x98\x80";
+    CHECK(error_of(with_pair(emoji_key + "k", "v")).empty());
+    CHECK_FALSE(error_of(with_pair(emoji_key + "kk", "v")).empty());
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "kvp": {"n": 1}})") == "kvp.n: expected a string, got integer 1");
+    CHECK(error_of(R"({"kernel": {"path": "kernel.elf"}, "kvp": ["a"]})") == "kvp: expected an object of string values, got an array");
+
+    std::string pairs;
+    for (int i = 0; i < 65; ++i) pairs += fmt::format(R"({}"k{}": "v")", i ? ", " : "", i);
+    const std::string sixty_five = R"({"kernel": {"path": "kernel.elf"}, "kvp": {)" + pairs + "}}";
+    CHECK(error_of(sixty_five) == "kvp: must have at most 64 pairs, got 65");
+    CHECK(error_of(kMinimal, {"kvp.k=null"}) == "kvp.k: expected a string, got null");
 }

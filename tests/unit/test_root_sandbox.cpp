@@ -2,12 +2,14 @@
 // holds, but opening files (/dev/kvm above all), creating sockets and executing are refused.
 #include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <cerrno>
 
+#include "event_loop.h"
 #include "sandbox.h"
 
 using namespace hvkvm::root;
@@ -62,4 +64,22 @@ TEST_CASE("inside the sandbox: descriptors it holds still work", "[root-sandbox]
           }) == 0);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);
+}
+
+TEST_CASE("inside the sandbox: the event loop's timers fire; a new timerfd is refused", "[root-sandbox]") {
+    EventLoop loop;  // created before the sandbox, as the root partition's is
+    CHECK(in_sandboxed_child([&] {
+              int fired = 0;
+              EventLoop::Timer later(loop, [&] { ++fired; });
+              EventLoop::Timer first(loop, [&] {
+                  ++fired;
+                  later.arm_at(EventLoop::Clock::now() + std::chrono::milliseconds(5));
+              });
+              EventLoop::Timer stop(loop, [&] { loop.stop(); });
+              first.arm_at(EventLoop::Clock::now() + std::chrono::milliseconds(1));
+              stop.arm_at(EventLoop::Clock::now() + std::chrono::milliseconds(50));
+              loop.run();
+              const bool refused = ::timerfd_create(CLOCK_MONOTONIC, 0) < 0 && errno == EPERM;
+              return fired == 2 && refused ? 0 : 1;
+          }) == 0);
 }

@@ -11,6 +11,7 @@
 #include "vmbus/protocol/gpadl.h"
 #include "vmbus/protocol/message_codec.h"
 #include "vmbus/ring/ring_writer.h"
+#include "vmbus/services/ic_codec.h"
 
 using namespace hvkvm::vmbus;
 using namespace hvkvm::vmbus::protocol;
@@ -121,6 +122,41 @@ Bytes host_conversation() {
     return conversation;
 }
 
+// fuzz_ic_messages.cpp's input: the KVP request an answer is read against, then a packet.
+Bytes ic_seed(uint8_t operation, uint8_t pool, const services::ic::Packet& packet) {
+    Bytes seed{operation, pool, 0, 0, 0, 0};
+    append(seed, packet.bytes, packet.size);
+    return seed;
+}
+
+std::vector<std::pair<std::string, Bytes>> ic_seeds() {
+    namespace ic = services::ic;
+    const ic::Versions versions{{3, 0}, {5, 0}};
+    std::vector<std::pair<std::string, Bytes>> seeds;
+    ic::Packet packet;
+    ic::build_negotiate_request(packet, ic::kFrameworks, ic::message_versions(ic::kKvp), 1);
+    seeds.emplace_back("negotiate_offer", ic_seed(0, 0, packet));
+    ic::build_negotiate_response(packet, ic::request_header(ic::MessageType::kNegotiate, versions, 1), &versions);
+    seeds.emplace_back("negotiate_answer", ic_seed(0, 0, packet));
+    const ic::HeartbeatMessage beat{7, 1, 0};
+    ic::build_packet(packet, ic::request_header(ic::MessageType::kHeartbeat, versions, 2), &beat, sizeof beat);
+    seeds.emplace_back("heartbeat", ic_seed(0, 0, packet));
+    ic::KvpRecord record;
+    record.operation = ic::KvpOperation::kSet;
+    record.key.assign("Key", 3);
+    record.value.assign("value \xc3\xa9", 8);
+    ic::build_kvp_request(packet, versions, 3, record);
+    seeds.emplace_back("kvp_set", ic_seed(1, 0, packet));
+    ic::Message request;
+    ic::parse_message(packet.bytes, packet.size, request);
+    record.operation = ic::KvpOperation::kGet;
+    ic::build_kvp_response(packet, request, ic::kStatusSuccess, record);
+    seeds.emplace_back("kvp_get_answer", ic_seed(0, 0, packet));
+    ic::build_guest_log(packet, versions, ic::GuestLogLevel::kWarning, 2, "a log line", 10);
+    seeds.emplace_back("guest_log", ic_seed(0, 0, packet));
+    return seeds;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -129,11 +165,12 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::filesystem::path root = argv[1];
-    for (const char* target : {"ring_reader", "guest_messages", "host_messages"}) {
+    for (const char* target : {"ring_reader", "guest_messages", "host_messages", "ic_messages"}) {
         std::filesystem::create_directories(root / target);
     }
     write_file(root / "ring_reader" / "three_packets", ring_seed());
     write_file(root / "guest_messages" / "conversation", guest_conversation());
     write_file(root / "host_messages" / "conversation", host_conversation());
+    for (const auto& [name, seed] : ic_seeds()) write_file(root / "ic_messages" / name, seed);
     return 0;
 }

@@ -6,7 +6,8 @@ namespace hvkvm::vmm {
 
 std::string usage_text() {
     return "usage: vmm run CONFIG [--set dotted.key=value ...] [--verbose]\n"
-           "       vmm ctl SOCKET status|shutdown|heartbeat|channels|kvp get KEY|kvp set KEY VALUE\n"
+           "       vmm ctl SOCKET status|shutdown|heartbeat|timesync|channels\n"
+           "       vmm ctl SOCKET kvp get KEY|kvp set KEY VALUE|kvp delete KEY|kvp list\n"
            "       vmm --help | --version\n"
            "\n"
            "Boots the guest kernel named by the JSON config CONFIG on /dev/kvm.\n"
@@ -26,22 +27,24 @@ namespace {
 CommandLine parse_control(const std::vector<std::string>& args) {
     CommandLine command;
     command.action = CommandLine::Action::kControl;
-    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, channels, kvp)");
+    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, timesync, channels, kvp)");
     command.control_socket = args[1];
     const std::string& verb = args[2];
     const size_t extra = args.size() - 3;
     nlohmann::json request;
-    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "channels") {
+    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "timesync" || verb == "channels") {
         if (extra != 0) throw UsageError("ctl " + verb + ": takes no arguments");
         request = {{"command", verb}};
-    } else if (verb == "kvp" && extra == 2 && args[3] == "get") {
-        request = {{"command", "kvp-get"}, {"key", args[4]}};
+    } else if (verb == "kvp" && extra == 2 && (args[3] == "get" || args[3] == "delete")) {
+        request = {{"command", "kvp-" + args[3]}, {"key", args[4]}};
     } else if (verb == "kvp" && extra == 3 && args[3] == "set") {
         request = {{"command", "kvp-set"}, {"key", args[4]}, {"value", args[5]}};
+    } else if (verb == "kvp" && extra == 1 && args[3] == "list") {
+        request = {{"command", "kvp-list"}};
     } else if (verb == "kvp") {
-        throw UsageError("ctl kvp: expected \"get KEY\" or \"set KEY VALUE\"");
+        throw UsageError("ctl kvp: expected \"get KEY\", \"set KEY VALUE\", \"delete KEY\" or \"list\"");
     } else {
-        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, channels, kvp)");
+        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, timesync, channels, kvp)");
     }
     command.control_request = request.dump();
     return command;

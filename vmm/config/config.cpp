@@ -13,6 +13,7 @@
 
 #include "hvkvm/abi/boot.h"
 #include "hvkvm/numa/distance.h"
+#include "vmbus/services/ic_codec.h"
 
 namespace hvkvm::vmm {
 namespace {
@@ -421,6 +422,40 @@ VmbusConfig parse_vmbus(const json& doc) {
     return vmbus;
 }
 
+// UTF-16 units of `text` as the KVP wire carries it, or nullopt if it is not valid UTF-8 without
+// NUL or needs more than `max_units`.
+std::optional<uint32_t> kvp_fits(const std::string& text, uint32_t max_units) {
+    namespace ic = vmbus::services::ic;
+    std::vector<uint8_t> utf16((max_units + 1) * 2);
+    const uint32_t bytes = ic::utf8_to_utf16(text.data(), static_cast<uint32_t>(text.size()), utf16.data(),
+                                             static_cast<uint32_t>(utf16.size()));
+    if (bytes == 0) return std::nullopt;
+    return bytes / 2 - 1;
+}
+
+KvpConfig parse_kvp(const json& doc) {
+    namespace ic = vmbus::services::ic;
+    KvpConfig kvp;
+    if (!doc.contains("kvp")) return kvp;
+    const json& object = doc.at("kvp");
+    if (!object.is_object())
+        throw ConfigError("kvp", fmt::format("expected an object of string values, got {}", describe(object)));
+    if (object.size() > kMaxKvpPairs)
+        throw ConfigError("kvp", fmt::format("must have at most {} pairs, got {}", kMaxKvpPairs, object.size()));
+    for (const auto& [key, value] : object.items()) {
+        const std::string path = join_path("kvp", key);
+        if (key.empty() || !kvp_fits(key, ic::kKvpMaxKeyUnits))
+            throw ConfigError(path, fmt::format("a key must be 1..{} UTF-16 characters without NUL", ic::kKvpMaxKeyUnits));
+        if (!value.is_string()) throw ConfigError(path, fmt::format("expected a string, got {}", describe(value)));
+        const std::string text = value.get<std::string>();
+        if (!kvp_fits(text, ic::kKvpMaxValueUnits))
+            throw ConfigError(path, fmt::format("a value must be at most {} UTF-16 characters without NUL",
+                                                ic::kKvpMaxValueUnits));
+        kvp[key] = text;
+    }
+    return kvp;
+}
+
 DebugConfig parse_debug(const json& doc) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
@@ -561,7 +596,7 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     PathContext paths{config_dir, {}};
     for (const auto& assignment : overrides) paths.overridden_keys.insert(apply_override(doc, assignment));
 
-    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "disks", "enlightenments", "numa", "vmbus", "debug"});
+    ObjectReader top(doc, "", {"machine", "kernel", "console", "control", "disks", "enlightenments", "numa", "vmbus", "kvp", "debug"});
     VmConfig config;
     config.machine = parse_machine(doc);
     config.kernel = parse_kernel(doc, paths);
@@ -571,6 +606,7 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     config.enlightenments = parse_enlightenments(doc);
     config.numa = parse_numa(doc, config.machine);
     config.vmbus = parse_vmbus(doc);
+    config.kvp = parse_kvp(doc);
     config.debug = parse_debug(doc);
     return config;
 }

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -96,6 +97,10 @@ struct DebugConfig {
     std::string corrupt_acpi_table;
 };
 
+// Host KVP pairs (the external pool), sent to the guest when it opens the KVP channel.
+inline constexpr size_t kMaxKvpPairs = 64;
+using KvpConfig = std::map<std::string, std::string>;
+
 struct VmConfig {
     MachineConfig machine;
     KernelConfig kernel;
@@ -105,6 +110,7 @@ struct VmConfig {
     EnlightenmentsConfig enlightenments;
     NumaConfig numa;
     VmbusConfig vmbus;
+    KvpConfig kvp;
     DebugConfig debug;
 };
 

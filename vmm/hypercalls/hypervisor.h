@@ -79,6 +79,9 @@ public:
     bool hypercall_page_enabled() const;
     int kick_eventfd(uint32_t vp) const { return kick_fds_.at(vp).get(); }
     uint64_t reference_time_100ns() const;
+    // When reference time was 0, on the steady clock (CLOCK_MONOTONIC): the root partition's
+    // time-sync service pairs its readings with the same clock.
+    std::chrono::steady_clock::time_point reference_origin() const { return reference_origin_; }
 
     struct CallCount {
         std::string name;

@@ -190,14 +190,16 @@ nlohmann::json Machine::status() const {
     for (const auto& name : devices_.names()) devices.push_back(name);
     uint32_t started = 0;
     for (const auto& vcpu : vcpus_) started += vcpu->started();
-    return {{"ok", true},
-            {"state", control_.stopping() ? "stopping" : "running"},
-            {"uptime_ms", uptime.count()},
-            {"vcpus", vcpus_.size()},
-            {"vcpus_started", started},
-            {"memory_mib", partition_.memory().size() >> 20},
-            {"guest_main_reached", timeline_.milestone_ms(abi::BootPhase::kKernelMain).has_value()},
-            {"devices", devices}};
+    nlohmann::json status = {{"ok", true},
+                             {"state", control_.stopping() ? "stopping" : "running"},
+                             {"uptime_ms", uptime.count()},
+                             {"vcpus", vcpus_.size()},
+                             {"vcpus_started", started},
+                             {"memory_mib", partition_.memory().size() >> 20},
+                             {"guest_main_reached", timeline_.milestone_ms(abi::BootPhase::kKernelMain).has_value()},
+                             {"devices", devices}};
+    devices_.add_status(status);
+    return status;
 }
 
 void Machine::on_guest_exit(uint32_t exit_code) {

@@ -100,6 +100,8 @@ void RootPartitionProcess::send_hello() {
     const auto& regions = services_.memory.regions();
     hello.region_count = static_cast<uint32_t>(regions.size());
     hello.ram_bytes = services_.memory.size();
+    hello.reference_origin_ns = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(services_.hypervisor.reference_origin().time_since_epoch()).count());
     for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)
         hello.regions[i] = {regions[i].gpa, regions[i].size, regions[i].memfd_offset, regions[i].node, 0};
     const int fds[] = {services_.memory.memfd(), services_.synic.shared_state_memfd(), guest_messages_root_end_.get()};
@@ -115,6 +117,7 @@ RootPartitionProcess::~RootPartitionProcess() {
     if (thread_.joinable()) thread_.join();
     if (pid_ > 0 && !exited_) reap_status();
     pid_ = -1;
+    guest_log_.report_suppressed();
 }
 
 // A root partition that is serving gets kStopTimeout to close its channels and exit; one that is
@@ -188,15 +191,23 @@ void RootPartitionProcess::serve() {
                 throw_errno("poll on the root-partition link");
             }
             if (fds[3].revents) return;
-            if (fds[0].revents) {
+            // Everything queued is read before the ping timer is looked at: a pong behind a burst
+            // of heartbeats and log lines, read late by a thread that was not scheduled, is an
+            // answer, not a hang.
+            for (bool more = fds[0].revents != 0; more;) {
                 std::optional<link::ReceivedMessage> message = link_->receive();
-                if (!message) fds[0].fd = -1;  // closed: the pidfd tells how it ended
-                else if (message->type == MessageType::kPong) {
+                if (!message) {
+                    fds[0].fd = -1;  // closed: the pidfd tells how it ended
+                    break;
+                }
+                if (message->type == MessageType::kPong) {
                     last_pong = message->as<link::Ping>().sequence;
                     last_answer = std::chrono::steady_clock::now();
                 } else if (!handle(std::move(*message))) {
                     return;
                 }
+                pollfd queued{link_->fd(), POLLIN, 0};
+                more = ::poll(&queued, 1, 0) > 0;
             }
             if (fds[1].revents) {
                 const std::string status = reap_status();
@@ -204,8 +215,11 @@ void RootPartitionProcess::serve() {
                 return;
             }
             if (fds[2].revents) {
-                uint64_t expirations;
+                uint64_t expirations = 0;
                 [[maybe_unused]] ssize_t got = ::read(ping_timer.get(), &expirations, sizeof expirations);
+                // Ticks missed: this thread itself was not running (an overloaded host), so the
+                // silence says nothing about the root partition yet; judge from the next ping on.
+                if (expirations > 2) last_answer = std::chrono::steady_clock::now();
                 bool is_ready;
                 {
                     std::lock_guard lock(mutex_);
@@ -252,6 +266,13 @@ bool RootPartitionProcess::handle(link::ReceivedMessage message) {
             const link::InjectFault request{*pending_fault_, 0};
             link_->send(MessageType::kInjectFault, request);
         }
+        send_kvp_presets();
+        return true;
+    }
+    case MessageType::kHeartbeat: note_heartbeat(message.as<link::Heartbeat>()); return true;
+    case MessageType::kGuestLog: {
+        const auto line = message.as<link::GuestLog>();
+        guest_log_.print(line.level, line.lost, std::string_view(line.text, std::min<uint32_t>(line.size, sizeof line.text)));
         return true;
     }
     case MessageType::kPostMessage: serve_post_message(message.as<link::PostMessage>()); return true;
@@ -324,6 +345,45 @@ void RootPartitionProcess::note_channel(const link::ChannelState& state) {
     channels_[state.relid] = std::move(channel);
 }
 
+// Under mutex_ (from handle()): the config's pairs, once, as the root partition becomes ready.
+void RootPartitionProcess::send_kvp_presets() {
+    for (const auto& [key, value] : services_.kvp_presets) {
+        link::KvpPreset preset{};
+        preset.key_size = static_cast<uint32_t>(std::min<size_t>(key.size(), sizeof preset.key));
+        preset.value_size = static_cast<uint32_t>(std::min<size_t>(value.size(), sizeof preset.value));
+        std::memcpy(preset.key, key.data(), preset.key_size);
+        std::memcpy(preset.value, value.data(), preset.value_size);
+        link_->send(MessageType::kKvpPreset, preset);
+    }
+}
+
+// One warning when the guest stops answering, one when it answers again.
+void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
+    const double silent_s = static_cast<double>(event.silent_ms) / 1000.0;
+    {
+        std::lock_guard lock(mutex_);
+        heartbeat_.sequence = event.sequence;
+        heartbeat_.beats = event.beats;
+        heartbeat_.application_state = event.application_state;
+        if (event.kind == link::HeartbeatEventKind::kLost) {
+            heartbeat_.lost = true;
+        } else {
+            heartbeat_.lost = false;
+            heartbeat_.seen = true;
+            heartbeat_.last_beat = std::chrono::steady_clock::now();
+        }
+    }
+    if (event.kind == link::HeartbeatEventKind::kLost)
+        spdlog::warn("the guest's heartbeat stopped: no answer for {:.1f} s (last sequence {})", silent_s, event.sequence);
+    else if (event.kind == link::HeartbeatEventKind::kResumed)
+        spdlog::warn("the guest's heartbeat resumed after {:.1f} s without an answer (sequence {})", silent_s, event.sequence);
+}
+
+HeartbeatStatus RootPartitionProcess::heartbeat() const {
+    std::lock_guard lock(mutex_);
+    return heartbeat_;
+}
+
 std::string RootPartitionProcess::channels_summary() const {
     std::string summary;
     for (const auto& [relid, channel] : channels_) {
@@ -363,6 +423,9 @@ std::string RootPartitionProcess::describe() const {
                                    sandbox_.pid, sandboxed ? "sandboxed" : "NOT sandboxed", sandbox_.seccomp_mode,
                                    sandbox_.capabilities, sandbox_.no_new_privileges, channels_summary());
     if (refused_posts_) line += fmt::format("; {} host messages dropped", refused_posts_);
+    if (heartbeat_.seen)
+        line += fmt::format("; heartbeat: {} answers, last sequence {}{}", heartbeat_.beats, heartbeat_.sequence,
+                            heartbeat_.lost ? ", lost" : "");
     return line;
 }
 

@@ -21,6 +21,7 @@
 
 #include "kvm/unique_fd.h"
 #include "link/link_socket.h"
+#include "log/guest_log_printer.h"
 
 namespace hvkvm::vmm {
 
@@ -35,6 +36,17 @@ struct RootPartitionServices {
     Hypervisor& hypervisor;
     Vm& vm;
     uint32_t vcpu_count;
+    std::map<std::string, std::string> kvp_presets;  // config `kvp`: handed over once it is ready
+};
+
+// What the root partition last said about the guest's heartbeat (link kHeartbeat).
+struct HeartbeatStatus {
+    bool seen = false;  // at least one answer
+    bool lost = false;
+    uint64_t sequence = 0;
+    uint64_t beats = 0;
+    uint32_t application_state = 0;
+    std::chrono::steady_clock::time_point last_beat{};
 };
 
 class RootPartitionProcess {
@@ -68,8 +80,9 @@ public:
     // nullopt if it is not ready, gone, or does not answer within `timeout`.
     std::optional<std::string> control(const std::string& request, std::chrono::milliseconds timeout);
 
-    // One line: pid, sandbox, channels (for the end-of-run report and `vmm ctl channels`).
+    // One line: pid, sandbox, channels, heartbeat (for the end-of-run report).
     std::string describe() const;
+    HeartbeatStatus heartbeat() const;
     struct Channel {
         uint32_t relid;
         root::link::ChannelPhase phase;
@@ -88,6 +101,8 @@ private:
     void serve_event_connection(const root::link::EventConnection& request);
     void serve_sint_eventfd(const root::link::SintEventfd& request);
     void note_channel(const root::link::ChannelState& state);
+    void note_heartbeat(const root::link::Heartbeat& event);
+    void send_kvp_presets();
     void fail(std::string what);
     std::string channels_summary() const;
     std::string reap_status();
@@ -112,6 +127,8 @@ private:
     std::map<uint32_t, std::string> control_answers_;
     std::condition_variable control_answered_;
     uint64_t refused_posts_ = 0;
+    HeartbeatStatus heartbeat_;
+    GuestLogPrinter guest_log_;  // thread-safe itself
     std::atomic<bool> stopping_{false};
 };
 

@@ -272,7 +272,7 @@ void Channel::release() {
 
 bool Channel::wait_for_packets(uint64_t deadline_ns) {
     for (;;) {
-        if (is_rescinded()) return false;
+        if (is_rescinded() || __atomic_load_n(&waits_stopped_, __ATOMIC_ACQUIRE)) return false;
         begin_reading();
         if (reader_.has_data()) return true;
         if (requests_in_flight() != 0) {
@@ -303,15 +303,22 @@ bool Channel::wait_for_packets(uint64_t deadline_ns) {
 
 bool Channel::wait_for_interrupt(uint64_t seen, uint64_t deadline_ns) {
     IrqSpinLockGuard guard(wake_lock_);
-    while (interrupts_seen() == seen && !is_rescinded()) {
+    auto stopped = [this] { return is_rescinded() || __atomic_load_n(&waits_stopped_, __ATOMIC_ACQUIRE); };
+    while (interrupts_seen() == seen && !stopped()) {
         if (wakers_.wait(wake_lock_, deadline_ns) == WaitResult::kTimedOut) return false;
     }
-    return !is_rescinded();
+    return !stopped();
 }
 
 void Channel::on_interrupt() {
     SpinLockGuard guard(wake_lock_);  // interrupts are off
     __atomic_fetch_add(&stats_.interrupts, 1, __ATOMIC_RELEASE);
+    wakers_.wake_all();
+}
+
+void Channel::stop_waiting() {
+    IrqSpinLockGuard guard(wake_lock_);
+    __atomic_store_n(&waits_stopped_, true, __ATOMIC_RELEASE);
     wakers_.wake_all();
 }
 

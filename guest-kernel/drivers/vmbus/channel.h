@@ -81,6 +81,10 @@ public:
     uint32_t relid() const { return device_.relid(); }
     uint32_t target_cpu() const { return options_.target_cpu; }
     bool is_rescinded() const { return __atomic_load_n(&rescinded_, __ATOMIC_ACQUIRE); }
+    // From now on waits (wait_for_packets, a send waiting for room) return at once, as after a
+    // rescind, but nothing is closed: how a driver tells its own receiving thread to stop before
+    // it closes the channel.
+    void stop_waiting();
     uint32_t requests_in_flight() const { return __atomic_load_n(&in_flight_, __ATOMIC_RELAXED); }
     void set_poll_ns(uint64_t poll_ns) { __atomic_store_n(&options_.poll_ns, poll_ns, __ATOMIC_RELAXED); }
     // The largest payload an in-band packet on this channel can carry.
@@ -120,6 +124,7 @@ private:
     bool gpadl_created_ = false;
     bool opened_ = false;
     bool rescinded_ = false;
+    bool waits_stopped_ = false;
 
     Mutex send_lock_;  // guards writer_ (a full ring makes a sender sleep)
     ring::RingWriter writer_;
