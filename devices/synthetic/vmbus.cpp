@@ -7,17 +7,31 @@
 #include "config/config.h"
 #include "device.h"
 #include "root_partition/root_partition_process.h"
+#include "storage/disk_image.h"
 
 namespace hvkvm::devices {
 namespace {
+
+// The vmbus disks for storvsp, in config order (their LUNs); the images stay the VMM's.
+std::vector<vmm::RootPartitionDisk> root_disks(const std::vector<vmm::DiskImage>& images, const vmm::DebugConfig& debug) {
+    std::vector<vmm::RootPartitionDisk> disks;
+    for (const vmm::DiskImage& image : images) {
+        storage::DiskFault fault;
+        if (debug.disk_fault && debug.disk_fault->disk == image.config.id) fault = debug.disk_fault->fault;
+        disks.push_back({image.config.id, image.fd.get(), image.size_bytes, image.config.read_only,
+                         image.config.cache == vmm::DiskCache::kNone, fault});
+    }
+    return disks;
+}
 
 class Vmbus final : public Device {
 public:
     explicit Vmbus(DeviceContext& context)
         : fault_(context.config.debug.root_partition_fault),
+          disks_(vmm::take_disks(context.disks, vmm::DiskBus::kVmbus)),
           root_(std::make_unique<vmm::RootPartitionProcess>(
               vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
-                                         context.config.machine.vcpus},
+                                         context.config.machine.vcpus, root_disks(disks_, context.config.debug)},
               [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
 
     std::string_view name() const override { return "vmbus"; }
@@ -59,6 +73,7 @@ public:
 private:
     static constexpr std::chrono::milliseconds kControlTimeout{1000};
     vmm::RootPartitionFault fault_;
+    std::vector<vmm::DiskImage> disks_;  // open and locked for the VM's lifetime
     std::unique_ptr<vmm::RootPartitionProcess> root_;
     std::string report_;  // kept from stop(), when the process is gone
 };

@@ -26,6 +26,7 @@ const char* message_type_name(MessageType type) {
     case MessageType::kInjectFault: return "inject-fault";
     case MessageType::kControlRequest: return "control-request";
     case MessageType::kControlResponse: return "control-response";
+    case MessageType::kDisk: return "disk";
     }
     return "unknown";
 }
