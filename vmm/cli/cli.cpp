@@ -6,7 +6,7 @@ namespace hvkvm::vmm {
 
 std::string usage_text() {
     return "usage: vmm run CONFIG [--set dotted.key=value ...] [--verbose]\n"
-           "       vmm ctl SOCKET status|shutdown|heartbeat|channels|kvp get KEY|kvp set KEY VALUE\n"
+           "       vmm ctl SOCKET status|shutdown|heartbeat|channels|storage|kvp get KEY|kvp set KEY VALUE\n"
            "       vmm --help | --version\n"
            "\n"
            "Boots the guest kernel named by the JSON config CONFIG on /dev/kvm.\n"
@@ -26,12 +26,12 @@ namespace {
 CommandLine parse_control(const std::vector<std::string>& args) {
     CommandLine command;
     command.action = CommandLine::Action::kControl;
-    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, channels, kvp)");
+    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, channels, storage, kvp)");
     command.control_socket = args[1];
     const std::string& verb = args[2];
     const size_t extra = args.size() - 3;
     nlohmann::json request;
-    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "channels") {
+    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "channels" || verb == "storage") {
         if (extra != 0) throw UsageError("ctl " + verb + ": takes no arguments");
         request = {{"command", verb}};
     } else if (verb == "kvp" && extra == 2 && args[3] == "get") {
@@ -41,7 +41,7 @@ CommandLine parse_control(const std::vector<std::string>& args) {
     } else if (verb == "kvp") {
         throw UsageError("ctl kvp: expected \"get KEY\" or \"set KEY VALUE\"");
     } else {
-        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, channels, kvp)");
+        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, channels, storage, kvp)");
     }
     command.control_request = request.dump();
     return command;
