@@ -99,9 +99,14 @@ void Storvsp::primary_closed() {
 
 // Completions wake the event loop through the ring's eventfd: record each in its request, then
 // serve every channel that got some (one publish and at most one guest signal per channel).
+// Completions that arrived meanwhile are taken in the same wake-up, a few rounds at most, so
+// the loop neither goes back to sleep with work waiting nor starves the guests' signals.
 void Storvsp::on_completions() {
-    engine_.reap([this](uint64_t tag, int32_t result) { dispatch(tag, result); });
-    serve_marked();
+    constexpr int kRounds = 4;
+    for (int round = 0; round < kRounds; ++round) {
+        if (engine_.reap([this](uint64_t tag, int32_t result) { dispatch(tag, result); }) == 0) break;
+        serve_marked();
+    }
 }
 
 void Storvsp::dispatch(uint64_t tag, int32_t result) {
