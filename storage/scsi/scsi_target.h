@@ -11,9 +11,10 @@
 // ILLEGAL REQUEST, INVALID COMMAND OPERATION CODE.
 //
 // Order of checks for a command: the CDB (length, reserved and unsupported fields: INVALID FIELD
-// IN CDB with a field pointer), then the request against the CDB (buffer smaller than the
-// transfer, wrong data direction: a malformed request, not a SCSI error), then the LBA range
-// (LBA OUT OF RANGE), then write protection (DATA PROTECT, WRITE PROTECTED).
+// IN CDB with a field pointer), then the request against the CDB (a transfer or allocation length
+// beyond the buffer: INVALID FIELD IN CDB at that length; data the wrong way, or a buffer too
+// small for a response without an allocation length: a malformed request, not a SCSI error),
+// then the LBA range (LBA OUT OF RANGE), then write protection (DATA PROTECT, WRITE PROTECTED).
 //
 // Dependency-free (no I/O, no logging) so that tests and the fuzzer drive it directly.
 #pragma once
