@@ -83,3 +83,13 @@ inline const char* io_uring_unavailable() {
 }
 
 }  // namespace hvkvm::storage::testing
+
+// Ends a test case that needs io_uring, reporting it skipped with the reason (Catch2 v2 has no
+// SKIP; ctest's SKIP_REGULAR_EXPRESSION matches "SKIPPED:").
+#define SKIP_WITHOUT_IO_URING()                                                  \
+    do {                                                                         \
+        if (const char* reason = hvkvm::storage::testing::io_uring_unavailable()) { \
+            WARN("SKIPPED: " << reason);                                         \
+            return;                                                              \
+        }                                                                        \
+    } while (false)

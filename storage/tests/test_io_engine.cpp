@@ -21,7 +21,6 @@
 
 using namespace hvkvm::storage;
 using hvkvm::storage::testing::ScratchImage;
-using hvkvm::storage::testing::io_uring_unavailable;
 
 namespace {
 
@@ -50,10 +49,7 @@ std::map<uint64_t, int32_t> complete(IoEngine& engine, uint32_t count) {
 }  // namespace
 
 TEST_CASE("io engine: O_DIRECT writes, reads back, flushes and punches holes through the ring", "[storage][io]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     ScratchImage image(1 << 20);
     const int fd = image.open(true);
     IoEngine engine(std::span<const int>(&fd, 1), 8);
@@ -87,10 +83,7 @@ TEST_CASE("io engine: O_DIRECT writes, reads back, flushes and punches holes thr
 }
 
 TEST_CASE("io engine: room is the completion queue's size; injected completions wake the reaper", "[storage][io]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     ScratchImage image(1 << 16);
     const int fd = image.open(false);
     IoEngine engine(std::span<const int>(&fd, 1), 4);
@@ -110,10 +103,7 @@ TEST_CASE("io engine: room is the completion queue's size; injected completions 
 }
 
 TEST_CASE("io engine: the ring only takes its own operations on its registered disks", "[storage][io][hostile]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     ScratchImage image(1 << 16);
     const int fd = image.open(false);
     IoEngine engine(std::span<const int>(&fd, 1), 4);
@@ -171,10 +161,7 @@ TEST_CASE("fault injector: the nth operation of a kind and count - 1 after it", 
 }
 
 TEST_CASE("sandbox: a ring built before still serves; a new ring or registration is refused", "[storage][sandbox]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     ScratchImage image(1 << 16);
     image.write(4096, std::vector<uint8_t>(4096, 0x5a));
     const pid_t pid = ::fork();

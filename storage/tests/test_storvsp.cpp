@@ -118,10 +118,7 @@ void check_sense(const wire::ScsiRequest& answer, uint8_t key, scsi::AdditionalS
 }  // namespace
 
 TEST_CASE("storvsp: the guest initializes over the primary channel and sees the controller's properties", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig(4);
     CHECK(rig.properties.max_transfer_bytes == (1u << 20));
     CHECK(rig.properties.max_channel_count == 3);  // one channel per vCPU
@@ -136,10 +133,7 @@ TEST_CASE("storvsp: the guest initializes over the primary channel and sees the 
 }
 
 TEST_CASE("storvsp: Linux's probe: REPORT LUNS, INQUIRY with VPD pages, READ CAPACITY (16), MODE SENSE", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffer = rig.guest.allocate(1);
     uint8_t* data = rig.guest.host(buffer);
@@ -174,10 +168,7 @@ TEST_CASE("storvsp: Linux's probe: REPORT LUNS, INQUIRY with VPD pages, READ CAP
 }
 
 TEST_CASE("storvsp: patterns written through the channel are on the file and read back", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     // 64 KiB across 17 pages, starting 512 bytes into a page (the first and last page partial).
     const uint64_t out = rig.guest.allocate(17) + 512;
@@ -213,10 +204,7 @@ TEST_CASE("storvsp: patterns written through the channel are on the file and rea
 }
 
 TEST_CASE("storvsp: SYNCHRONIZE CACHE flushes; UNMAP punches a hole the file then reads as zeros", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffer = rig.guest.allocate(16);
     const auto data = pattern(64 * 1024, 3);
@@ -240,10 +228,7 @@ TEST_CASE("storvsp: SYNCHRONIZE CACHE flushes; UNMAP punches a hole the file the
 }
 
 TEST_CASE("storvsp: 32 requests in flight: one submission, one guest signal, answers batched", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffers = rig.guest.allocate(32);
     const uint64_t submits_before = rig.host.report()["io"]["submit_calls"];
@@ -268,10 +253,7 @@ TEST_CASE("storvsp: 32 requests in flight: one submission, one guest signal, ans
 }
 
 TEST_CASE("storvsp: a polling guest (interrupt mask set) is never signalled", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffer = rig.guest.allocate(1);
     drain(rig.host.sint_event(0));
@@ -291,10 +273,7 @@ TEST_CASE("storvsp: a polling guest (interrupt mask set) is never signalled", "[
 
 TEST_CASE("storvsp: sub-channels are offered on request, complete on their own vCPU, and go with the primary",
           "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig(4);
     CHECK(rig.guest.create_sub_channels(*rig.primary, 4) == wire::kStatusInvalidParameter);  // one past the maximum
     REQUIRE(rig.guest.create_sub_channels(*rig.primary, 3) == wire::kStatusSuccess);
@@ -362,10 +341,7 @@ TEST_CASE("storvsp: sub-channels are offered on request, complete on their own v
 }
 
 TEST_CASE("storvsp: injected host errors come back as SCSI errors; nothing else is lost", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     SECTION("EIO on the second read") {
         Rig rig(2, DiskFault{FaultOperation::kRead, FaultEffect::kEio, 2, 1});
         const uint64_t buffer = rig.guest.allocate(2);
@@ -401,10 +377,7 @@ TEST_CASE("storvsp: injected host errors come back as SCSI errors; nothing else 
 }
 
 TEST_CASE("storvsp: a read-only disk refuses writes with DATA PROTECT", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig(2, {}, true);
     const uint64_t buffer = rig.guest.allocate(1);
     std::memset(rig.guest.host(buffer), 0x55, 4096);
@@ -415,10 +388,7 @@ TEST_CASE("storvsp: a read-only disk refuses writes with DATA PROTECT", "[storag
 }
 
 TEST_CASE("storvsp: hostile requests get SCSI or SRB errors and the channel keeps serving", "[storage][storvsp][hostile]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffer = rig.guest.allocate(1);
     const uint64_t ram_end = rig.host.memory().size();
@@ -485,10 +455,7 @@ TEST_CASE("storvsp: hostile requests get SCSI or SRB errors and the channel keep
 }
 
 TEST_CASE("storvsp: a full answer ring makes answers wait; none is lost", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     // Requests go out on a large ring; answers come back on one data page (about 46 fit).
     GuestChannel& channel = rig.guest.open(rig.guest.create_sub_channels(*rig.primary, 1) == wire::kStatusSuccess
@@ -515,10 +482,7 @@ TEST_CASE("storvsp: a full answer ring makes answers wait; none is lost", "[stor
 }
 
 TEST_CASE("storvsp: closing a channel with I/O in flight waits for it; the guest can start over", "[storage][storvsp]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffers = rig.guest.allocate(64);
     for (uint64_t i = 0; i < 16; ++i)
@@ -534,10 +498,7 @@ TEST_CASE("storvsp: closing a channel with I/O in flight waits for it; the guest
 }
 
 TEST_CASE("storvsp: a corrupt ring stops the channel, not the host", "[storage][storvsp][hostile]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     rig.primary->outgoing_memory->control()->write_index = 12345;  // unaligned: corrupt
     ::eventfd_write(rig.host.signal_event(rig.primary->connection_id), 1);
@@ -550,10 +511,7 @@ TEST_CASE("storvsp: a corrupt ring stops the channel, not the host", "[storage][
 }
 
 TEST_CASE("storvsp: random packets, bounded in time, never break the host", "[storage][storvsp][hostile]") {
-    if (const char* reason = io_uring_unavailable()) {
-        WARN("SKIPPED: " << reason);
-        return;
-    }
+    SKIP_WITHOUT_IO_URING();
     Rig rig;
     const uint64_t buffers = rig.guest.allocate(64);
     const uint64_t ram_pages = rig.host.memory().size() >> 12;

@@ -25,20 +25,7 @@ struct Bus {
         pump();
     }
 
-    void pump() {
-        while (!host_wire.to_guest.empty() || !guest_wire.to_host.empty()) {
-            while (!guest_wire.to_host.empty()) {
-                const MessageBuffer message = guest_wire.to_host.front();
-                guest_wire.to_host.pop_front();
-                REQUIRE(server_error_name(server.handle_message(message.bytes, message.size)) == std::string("none"));
-            }
-            while (!host_wire.to_guest.empty()) {
-                const MessageBuffer message = host_wire.to_guest.front();
-                host_wire.to_guest.pop_front();
-                REQUIRE(client_error_name(client.handle_message(message.bytes, message.size)) == std::string("none"));
-            }
-        }
-    }
+    void pump() { test::pump(server, client, host_wire, guest_wire); }
 
     void open(uint32_t relid, uint32_t target_vp) {
         uint32_t gpadl = 0;
@@ -48,6 +35,14 @@ struct Bus {
         REQUIRE(client.open(relid, gpadl, 2, target_vp) == ClientError::kNone);
         pump();
         REQUIRE(client.is_open(relid));
+    }
+
+    // Offers `device` as sub-channel `index` of the open primary and delivers the offer.
+    OfferId offer_sub_channel(FakeDevice& device, uint16_t index) {
+        OfferId id = 0;
+        REQUIRE(server.add_offer(sub_channel_info(7, index), device, id) == ServerError::kNone);
+        pump();
+        return id;
     }
 
     HostWire host_wire;
@@ -96,10 +91,8 @@ TEST_CASE("sub-channels: the primary's close closes and rescinds them; released,
     Bus bus;
     FakeDevice sub1, sub2;
     bus.open(1, 0);
-    OfferId id1 = 0, id2 = 0;
-    REQUIRE(bus.server.add_offer(sub_channel_info(7, 1), sub1, id1) == ServerError::kNone);
-    REQUIRE(bus.server.add_offer(sub_channel_info(7, 2), sub2, id2) == ServerError::kNone);
-    bus.pump();
+    const OfferId id1 = bus.offer_sub_channel(sub1, 1);
+    bus.offer_sub_channel(sub2, 2);
     bus.open(2, 1);  // sub-channel 2 stays only offered
     REQUIRE(bus.client.close(1) == ClientError::kNone);
     bus.pump();
@@ -126,9 +119,7 @@ TEST_CASE("sub-channels: rescinding the primary takes them along", "[vmbus][chan
     Bus bus;
     FakeDevice sub;
     bus.open(1, 0);
-    OfferId id = 0;
-    REQUIRE(bus.server.add_offer(sub_channel_info(7, 1), sub, id) == ServerError::kNone);
-    bus.pump();
+    bus.offer_sub_channel(sub, 1);
     bus.open(2, 2);
     REQUIRE(bus.server.rescind(bus.primary_id) == ServerError::kNone);
     CHECK(sub.closes == 1);
@@ -141,9 +132,7 @@ TEST_CASE("sub-channels: unload forgets them; the next connection offers only th
     Bus bus;
     FakeDevice sub;
     bus.open(1, 0);
-    OfferId id = 0;
-    REQUIRE(bus.server.add_offer(sub_channel_info(7, 1), sub, id) == ServerError::kNone);
-    bus.pump();
+    const OfferId id = bus.offer_sub_channel(sub, 1);
     bus.open(2, 1);
     REQUIRE(bus.client.unload() == ClientError::kNone);
     bus.pump();
