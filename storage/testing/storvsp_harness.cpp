@@ -94,7 +94,7 @@ StorvspHost::StorvspHost(const HarnessOptions& options)
             disks_.push_back(open_disk(spec));
             files.push_back(disks_.back().fd.get());
         }
-        engine_ = std::make_unique<IoEngine>(files, 256);
+        engine_ = std::make_unique<IoEngine>(files, options.io_depth);
         storvsp_ = std::make_unique<root::Storvsp>(*services_, std::move(disks_), *engine_, vcpus_);
         host_->add(storvsp_->primary());
     }

@@ -50,6 +50,7 @@ struct HarnessOptions {
     uint32_t vcpus = 2;
     uint64_t ram_mib = 64;
     std::vector<DiskSpec> disks;
+    uint32_t io_depth = 256;  // the io_uring's submission entries (2x that may be in flight)
 };
 
 // --- The host side ------------------------------------------------------------------------------

@@ -63,17 +63,19 @@ void drain(int fd) {
 // A host with one data disk (LUN 0) and a guest that connected, opened the primary on VP 0 and
 // initialized.
 struct Rig {
-    explicit Rig(uint32_t vcpus = 2, DiskFault fault = {}, bool read_only = false, uint32_t ring_pages = 32)
-        : image(kImageBytes), host(options(vcpus, fault, read_only)), guest(host) {
+    explicit Rig(uint32_t vcpus = 2, DiskFault fault = {}, bool read_only = false, uint32_t ring_pages = 32,
+                 uint32_t io_depth = 256)
+        : image(kImageBytes), host(options(vcpus, fault, read_only, io_depth)), guest(host) {
         const uint32_t relid = guest.connect();
         REQUIRE(relid != 0);
         primary = &guest.open(relid, 0, ring_pages);
         properties = guest.initialize(*primary);
     }
 
-    HarnessOptions options(uint32_t vcpus, DiskFault fault, bool read_only) {
+    HarnessOptions options(uint32_t vcpus, DiskFault fault, bool read_only, uint32_t io_depth) {
         HarnessOptions result;
         result.vcpus = vcpus;
+        result.io_depth = io_depth;
         result.disks.push_back(DiskSpec{"data", image.path().string(), read_only, true, fault});
         return result;
     }
@@ -479,6 +481,48 @@ TEST_CASE("storvsp: a full answer ring makes answers wait; none is lost", "[stor
     }
     CHECK(ids.size() == sent);
     CHECK(rig.channel_report(1)["ring_full"].get<uint64_t>() > 0);
+}
+
+TEST_CASE("storvsp: channels share the ring's room; one that waited is served when room frees", "[storage][storvsp]") {
+    SKIP_WITHOUT_IO_URING();
+    Rig rig(2, {}, false, 32, 16);  // at most 32 operations in flight
+    REQUIRE(rig.guest.create_sub_channels(*rig.primary, 1) == wire::kStatusSuccess);
+    GuestChannel& sub = rig.guest.open(rig.guest.offers().back(), 1);
+    const uint64_t buffers = rig.guest.allocate(80);
+    for (GuestChannel* channel : {rig.primary, &sub}) {
+        for (uint64_t i = 0; i < 40; ++i)
+            REQUIRE(rig.guest.send(*channel, FakeStorvsc::srb(read10(static_cast<uint32_t>(i * 8), 8), wire::kDataIn,
+                                                              buffers + (channel == &sub ? 40 + i : i) * 4096, 4096),
+                                   30000 + i, false));
+    }
+    // Both batches become visible while the host is busy, so that one event-loop turn serves both
+    // channels: the first fills the ring, the second finds no room with nothing of its own in
+    // flight, and only the first channel's completions can bring it back.
+    rig.host.on_host([&] {
+        rig.guest.publish(*rig.primary);
+        rig.guest.publish(sub);
+    });
+    std::vector<Answer> primary_answers, sub_answers;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while ((primary_answers.size() < 40 || sub_answers.size() < 40) && std::chrono::steady_clock::now() < deadline) {
+        const size_t before = primary_answers.size() + sub_answers.size();
+        rig.guest.collect(*rig.primary, primary_answers);
+        rig.guest.collect(sub, sub_answers);
+        if (primary_answers.size() + sub_answers.size() == before) {
+            rig.guest.wait_for_signal(*rig.primary, 10);
+            rig.guest.wait_for_signal(sub, 10);
+        }
+    }
+    CHECK(primary_answers.size() == 40);
+    CHECK(sub_answers.size() == 40);
+    for (const auto* answers : {&primary_answers, &sub_answers})
+        for (const Answer& answer : *answers) CHECK(answer.packet.srb.srb_status == wire::kSrbStatusSuccess);
+    const nlohmann::json channels = rig.host.report()["channels"];
+    CHECK(channels[0]["engine_full"].get<uint64_t>() + channels[1]["engine_full"].get<uint64_t>() > 0);
+    // A request is taken only while 16 operations (an UNMAP's worst case) still fit in the 32: at
+    // most 17 one-operation reads are in flight.
+    CHECK(channels[0]["max_in_flight"].get<uint32_t>() <= 17);
+    CHECK(channels[1]["max_in_flight"].get<uint32_t>() <= 17);
 }
 
 TEST_CASE("storvsp: closing a channel with I/O in flight waits for it; the guest can start over", "[storage][storvsp]") {

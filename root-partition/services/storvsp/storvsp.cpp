@@ -117,11 +117,16 @@ void Storvsp::dispatch(uint64_t tag, int32_t result) {
     marked_[index] = true;
 }
 
+// The channels that got completions, then those that waited for room in the ring (completions
+// just made some).
 void Storvsp::serve_marked() {
     for (size_t index = 0; index < channels_.size(); ++index) {
         if (!marked_[index]) continue;
         marked_[index] = false;
         channels_[index]->serve();
+    }
+    for (auto& channel : channels_) {
+        if (channel->waiting_for_engine()) channel->serve();
     }
 }
 
@@ -169,6 +174,7 @@ nlohmann::json Storvsp::report() const {
                             {"misaligned", c.misaligned},
                             {"oversized_page_lists", c.oversized_page_lists},
                             {"ring_full", c.ring_full},
+                            {"engine_full", c.engine_full},
                             {"max_in_flight", c.max_in_flight}});
     }
     const storage::IoEngineCounters& io = engine_.counters();

@@ -110,16 +110,24 @@ void StorvspChannel::serve() {
             ++counters_.guest_signals;
         }
         // Stay masked while work is pending: its completions (or the guest freeing ring space,
-        // which it signals whatever the mask) bring the channel back.
-        if (in_flight_ != 0 || !finished_.empty() || free_slots_.empty()) return;
+        // which it signals whatever the mask, or room in the engine) bring the channel back.
+        if (in_flight_ != 0 || !finished_.empty() || free_slots_.empty() || waiting_for_engine_) return;
         if (!incoming().arm_signal()) return;
     }
 }
 
 bool StorvspChannel::accept_requests() {
+    waiting_for_engine_ = false;
     for (;;) {
-        if (free_slots_.empty() || !controller_.engine().has_room(scsi::kMaxUnmapDescriptors)) {
+        if (free_slots_.empty()) {
             ++counters_.slots_exhausted;
+            break;
+        }
+        // Room for the most operations one request can need (UNMAP); the other channels' I/O may
+        // hold the rest, and their completions bring this channel back (Storvsp::serve_marked).
+        if (!controller_.engine().has_room(scsi::kMaxUnmapDescriptors)) {
+            waiting_for_engine_ = true;
+            ++counters_.engine_full;
             break;
         }
         vmbus::ring::IncomingPacket packet;

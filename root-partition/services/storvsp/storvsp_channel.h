@@ -41,6 +41,7 @@ struct ChannelCounters {
     uint64_t oversized_page_lists = 0;  // page lists larger than any valid transfer needs
     uint64_t ring_full = 0;         // answers that waited for the guest to make room
     uint64_t slots_exhausted = 0;   // times every slot was busy and packets waited in the ring
+    uint64_t engine_full = 0;       // times the shared io_uring had no room and packets waited
     uint32_t max_in_flight = 0;
 };
 
@@ -57,6 +58,8 @@ public:
 
     uint16_t index() const { return index_; }
     uint32_t in_flight() const { return in_flight_; }
+    // Packets wait in the ring for room in the shared io_uring.
+    bool waiting_for_engine() const { return waiting_for_engine_; }
     const ChannelCounters& counters() const { return counters_; }
 
     // Operation `op` of the request in `slot` ended with `result` (-errno or bytes).
@@ -98,6 +101,7 @@ private:
     std::vector<uint16_t> free_slots_;
     std::deque<uint16_t> finished_;
     uint32_t in_flight_ = 0;          // slots whose host I/O runs
+    bool waiting_for_engine_ = false;
     std::vector<uint64_t> range_words_;      // a packet's page list (sized for kMaxTransferBytes)
     std::vector<uint64_t> oversized_words_;  // allocated on the first larger page list
     ChannelCounters counters_;
