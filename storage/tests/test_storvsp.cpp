@@ -541,6 +541,32 @@ TEST_CASE("storvsp: closing a channel with I/O in flight waits for it; the guest
     CHECK(rig.srb(again, read10(0, 8), wire::kDataIn, buffers, 4096).srb_status == wire::kSrbStatusSuccess);
 }
 
+TEST_CASE("storvsp: completions another channel's close reaped are still answered", "[storage][storvsp]") {
+    SKIP_WITHOUT_IO_URING();
+    Rig rig;
+    REQUIRE(rig.guest.create_sub_channels(*rig.primary, 1) == wire::kStatusSuccess);
+    GuestChannel& sub = rig.guest.open(rig.guest.offers().back(), 1);
+    const uint64_t buffers = rig.guest.allocate(64);
+    for (GuestChannel* channel : {rig.primary, &sub}) {
+        for (uint64_t i = 0; i < 32; ++i)
+            REQUIRE(rig.guest.send(*channel, FakeStorvsc::srb(read10(static_cast<uint32_t>(i * 64), 64), wire::kDataIn,
+                                                              buffers, 32768),
+                                   40000 + i, false));
+    }
+    rig.host.on_host([&] {
+        rig.guest.publish(*rig.primary);
+        rig.guest.publish(sub);
+    });
+    rig.guest.close(sub);  // waits for the sub-channel's I/O, reaping the primary's as it comes
+    std::vector<Answer> answers;
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (answers.size() < 32 && std::chrono::steady_clock::now() < deadline) {
+        rig.guest.collect(*rig.primary, answers);
+        if (answers.size() < 32) rig.guest.wait_for_signal(*rig.primary, 100);
+    }
+    CHECK(answers.size() == 32);
+}
+
 TEST_CASE("storvsp: a corrupt ring stops the channel, not the host", "[storage][storvsp][hostile]") {
     SKIP_WITHOUT_IO_URING();
     Rig rig;

@@ -100,12 +100,15 @@ void Storvsp::primary_closed() {
 // Completions wake the event loop through the ring's eventfd: record each in its request, then
 // serve every channel that got some (one publish and at most one guest signal per channel).
 // Completions that arrived meanwhile are taken in the same wake-up, a few rounds at most, so
-// the loop neither goes back to sleep with work waiting nor starves the guests' signals.
+// the loop neither goes back to sleep with work waiting nor starves the guests' signals. The
+// first round serves even when it reaped nothing: drain() may have recorded completions and
+// woken the loop for them.
 void Storvsp::on_completions() {
     constexpr int kRounds = 4;
     for (int round = 0; round < kRounds; ++round) {
-        if (engine_.reap([this](uint64_t tag, int32_t result) { dispatch(tag, result); }) == 0) break;
+        const uint32_t reaped = engine_.reap([this](uint64_t tag, int32_t result) { dispatch(tag, result); });
         serve_marked();
+        if (reaped == 0) break;
     }
 }
 
