@@ -124,7 +124,8 @@ void IoEngine::submit() {
     // until the queue is empty.
     while (io_uring_sq_ready(&ring_) != 0) {
         const int submitted = io_uring_submit(&ring_);
-        check(submitted, "submit");
+        if (submitted == -EINTR) continue;
+        check(submitted, "submit");  // anything else: the ring is broken, a host error
         counters_.submitted += static_cast<uint64_t>(submitted);
         ++counters_.submit_calls;
         if (submitted == 0) break;
