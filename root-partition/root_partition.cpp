@@ -26,6 +26,33 @@ using link::MessageType;
 // Submission queue entries of storvsp's ring (2x that many operations may be in flight).
 constexpr uint32_t kIoDepth = 256;
 
+bool is_well_formed(const storage::DiskFault& fault) {
+    if (!fault.armed()) return true;
+    const auto operation = static_cast<uint32_t>(fault.operation);
+    const auto effect = static_cast<uint32_t>(fault.effect);
+    return operation <= static_cast<uint32_t>(storage::FaultOperation::kUnmap) && effect >= 1 &&
+           effect <= static_cast<uint32_t>(storage::FaultEffect::kShortTransfer) && fault.nth != 0 && fault.count != 0;
+}
+
+// A kDisk message checked against its descriptor: a regular file of exactly that size or a block
+// device, O_DIRECT exactly when the message says so.
+StorvspDisk checked_disk(link::ReceivedMessage& message) {
+    const auto disk = message.as<link::Disk>();
+    const std::string id(disk.id, ::strnlen(disk.id, sizeof disk.id));
+    if (id.empty() || id.size() == sizeof disk.id) throw vmm::HostError(EPROTO, "a disk message without an id");
+    vmm::UniqueFd fd = std::move(message.fds[0]);
+    struct stat status {};
+    if (::fstat(fd.get(), &status) < 0) vmm::throw_errno(fmt::format("fstat disk {}", id));
+    const bool usable = S_ISBLK(status.st_mode) || (S_ISREG(status.st_mode) && static_cast<uint64_t>(status.st_size) == disk.size_bytes);
+    if (!usable || disk.size_bytes == 0 || disk.size_bytes % storage::scsi::kBlockSize != 0)
+        throw vmm::HostError(EPROTO, fmt::format("disk {}: {} bytes is not its image's size", id, disk.size_bytes));
+    const bool direct = (::fcntl(fd.get(), F_GETFL) & O_DIRECT) != 0;
+    if (direct != ((disk.flags & link::kDiskDirect) != 0))
+        throw vmm::HostError(EPROTO, fmt::format("disk {}: O_DIRECT disagrees with its descriptor", id));
+    if (!is_well_formed(disk.fault)) throw vmm::HostError(EPROTO, fmt::format("disk {}: malformed fault", id));
+    return StorvspDisk{id, std::move(fd), disk.size_bytes, (disk.flags & link::kDiskReadOnly) != 0, direct, disk.fault};
+}
+
 template <typename Body>
 std::span<const uint8_t> bytes_of(const Body& body) {
     return {reinterpret_cast<const uint8_t*>(&body), sizeof body};
@@ -106,30 +133,13 @@ void RootPartition::attach(link::ReceivedMessage message) {
     receive_disks(hello.disk_count);
 }
 
-// The disks follow hello directly: each is checked against what its descriptor says.
+// The disks follow hello directly.
 void RootPartition::receive_disks(uint32_t count) {
     for (uint32_t lun = 0; lun < count; ++lun) {
         std::optional<link::ReceivedMessage> message = link_.receive();
         if (!message || message->type != MessageType::kDisk || message->fds.size() != 1)
             throw vmm::HostError(EPROTO, fmt::format("disk {} of {}: expected a disk message with its descriptor", lun, count));
-        const auto disk = message->as<link::Disk>();
-        const std::string id(disk.id, ::strnlen(disk.id, sizeof disk.id));
-        if (id.empty() || id.size() == sizeof disk.id) throw vmm::HostError(EPROTO, fmt::format("disk {}: bad id", lun));
-        struct stat status {};
-        if (::fstat(message->fds[0].get(), &status) < 0) vmm::throw_errno(fmt::format("fstat disk {}", id));
-        const bool size_matches = !S_ISREG(status.st_mode) || static_cast<uint64_t>(status.st_size) == disk.size_bytes;
-        if (disk.size_bytes == 0 || disk.size_bytes % storage::scsi::kBlockSize != 0 || !size_matches ||
-            !(S_ISREG(status.st_mode) || S_ISBLK(status.st_mode)))
-            throw vmm::HostError(EPROTO, fmt::format("disk {}: {} bytes is not a usable image size", id, disk.size_bytes));
-        const storage::DiskFault& fault = disk.fault;
-        const auto operation = static_cast<uint32_t>(fault.operation);
-        const auto effect = static_cast<uint32_t>(fault.effect);
-        if (fault.armed() && (operation > static_cast<uint32_t>(storage::FaultOperation::kUnmap) || effect == 0 ||
-                              effect > static_cast<uint32_t>(storage::FaultEffect::kShortTransfer) || fault.nth == 0 ||
-                              fault.count == 0))
-            throw vmm::HostError(EPROTO, fmt::format("disk {}: malformed fault", id));
-        disks_.push_back(StorvspDisk{id, std::move(message->fds[0]), disk.size_bytes, (disk.flags & link::kDiskReadOnly) != 0,
-                                     (disk.flags & link::kDiskDirect) != 0, fault});
+        disks_.push_back(checked_disk(*message));
     }
 }
 
