@@ -7,6 +7,7 @@ extern const DeviceType kConsoleDevice;
 extern const DeviceType kDebugDeviceType;
 extern const DeviceType kPostCodeDevice;
 extern const DeviceType kInterruptGeneratorDevice;
+extern const DeviceType kIdeControllerDevice;
 extern const DeviceType kSynicEchoDevice;
 extern const DeviceType kVmbusDevice;
 
@@ -17,6 +18,7 @@ std::span<const DeviceType* const> device_catalog() {
         &kDebugDeviceType,
         &kPostCodeDevice,
         &kInterruptGeneratorDevice,
+        &kIdeControllerDevice,
         &kSynicEchoDevice,
         &kVmbusDevice,
     };

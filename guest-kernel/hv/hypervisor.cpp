@@ -60,6 +60,7 @@ bool init() {
 bool available() { return interface.available; }
 uint32_t recommended_spin_count() { return interface.spin_count; }
 uint32_t host_logical_processors() { return interface.host_cpus; }
+bool synic_available() { return interface.available && (leaf(kCpuidFeatures).eax & kPrivilegeSynicMsrs); }
 
 uint64_t hypercall(uint64_t control, uint64_t input, uint64_t output) {
     register uint64_t r8 __asm__("r8") = output;  // no constraint letter names r8

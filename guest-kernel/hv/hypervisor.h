@@ -21,6 +21,8 @@ bool available();
 // (abi::hv::kSpinCountNeverNotify: never).
 uint32_t recommended_spin_count();
 uint32_t host_logical_processors();  // CPUID 0x40000005 EBX (0: not reported)
+// CPUID 0x40000003 EAX bit 2: the SynIC MSRs (hvkvm/abi/synic.h) are there.
+bool synic_available();
 
 // The raw call: RCX = control, RDX = input, R8 = output. Returns the result value.
 uint64_t hypercall(uint64_t control, uint64_t input, uint64_t output);

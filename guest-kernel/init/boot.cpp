@@ -9,6 +9,7 @@
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
 #include "drivers/ioapic.h"
+#include "drivers/synic/synic.h"
 #include "hv/hypervisor.h"
 #include "kernel/boot_info.h"
 #include "kernel/console.h"
@@ -96,6 +97,7 @@ extern "C" [[noreturn]] void kernel_entry(const abi::BootInfo* boot_info, uint64
     smp::start_secondary_cpus(*boot_info);
     work::init();
     migration::start();
+    synic::init();  // every CPU is online: each gets its message and event-flag pages
     boot_phase_reached(abi::BootPhase::kSecondaryCpusUp);
 
     sched::ThreadOptions options;

@@ -3,8 +3,12 @@
 #include <stdarg.h>
 
 #include "arch/x86_64/cpu.h"
+#include "bench/io_bench.h"
 #include "bench/numa_bench.h"
 #include "bench/spinlock_bench.h"
+#include "bench/vmbus_echo_bench.h"
+#include "drivers/ata.h"
+#include "drivers/vmbus/vmbus.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
 #include "kernel/console.h"
@@ -80,6 +84,22 @@ void print_numa_topology() {
     }
 }
 
+// The kernel's last act: leave VMBus the orderly way (the host closes its side), then report.
+[[noreturn]] void finish(bool success) {
+    vmbus::stop();
+    exit_to_vmm(success ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+}
+
+// The IDE channel's drives become block devices; `ata=pio` or `ata=dma` (the default) says how
+// they move data.
+void probe_storage(const Cmdline& cmdline) {
+    bool found = false;
+    const StringView mode = cmdline.value("ata", &found);
+    if (found && !(mode == "pio" || mode == "dma"))
+        kprint("ata=%.*s: unknown mode (pio or dma): using dma\n", static_cast<int>(mode.size()), mode.data());
+    ata::probe(found && mode == "pio" ? ata::Mode::kPio : ata::Mode::kDma);
+}
+
 }  // namespace
 
 void kernel_main(const abi::BootInfo& boot_info) {
@@ -87,21 +107,23 @@ void kernel_main(const abi::BootInfo& boot_info) {
     const Cmdline cmdline(StringView(reinterpret_cast<const char*>(boot_info.cmdline_gpa), boot_info.cmdline_length));
     print_banner(boot_info, cmdline);
     print_numa_topology();
+    probe_storage(cmdline);
 
     bool found = false;
     const StringView crash_kind = cmdline.value("crash", &found);
     if (found) trigger_crash(crash_kind);  // does not return
+    vmbus::start();  // without a VMBus host the kernel carries on without it
     const StringView test_glob = cmdline.value("test", &found);
-    if (found) exit_to_vmm(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size()))
-                               ? abi::GuestExitCode::kSuccess
-                               : abi::GuestExitCode::kFailure);
+    if (found) finish(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size())));
     const StringView bench = cmdline.value("bench", &found);
     if (found) {
         bool ok = false;
         if (bench == "spinlock") ok = bench::run_spinlock_benchmark();
         else if (bench == "numa") ok = bench::run_numa_benchmark();
-        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa)\n", static_cast<int>(bench.size()), bench.data());
-        exit_to_vmm(ok ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+        else if (bench == "vmbus_echo") ok = bench::run_vmbus_echo_benchmark(cmdline.value("vmbus_echo_only"));
+        else if (bench == "io") ok = bench::run_io_benchmark(cmdline);
+        else kprint("bench=%.*s: unknown benchmark (known: spinlock, numa, vmbus_echo, io)\n", static_cast<int>(bench.size()), bench.data());
+        finish(ok);
     }
     if (cmdline.has("hang")) {
         // For tests of the VMM's stop path: a vCPU halted with interrupts off never wakes.
@@ -109,10 +131,10 @@ void kernel_main(const abi::BootInfo& boot_info) {
         platform::disable_interrupts();
         x86::halt_forever();
     }
-    if (cmdline.has("selftest")) exit_to_vmm(run_selftest() ? abi::GuestExitCode::kSuccess : abi::GuestExitCode::kFailure);
+    if (cmdline.has("selftest")) finish(run_selftest());
 
     kprint("nothing more to do: exiting\n");
-    exit_to_vmm(abi::GuestExitCode::kSuccess);
+    finish(true);
 }
 
 }  // namespace hvkvm::guest

@@ -131,6 +131,13 @@ bool RingReader::release() {
     return true;
 }
 
+bool RingReader::has_data() {
+    if (memory_ == nullptr) return false;
+    if (write_seen_ != next_read_) return true;
+    if (refresh_write_index() != RingError::kOk) return true;
+    return write_seen_ != next_read_;
+}
+
 void RingReader::mask_signals() {
     if (control_ != nullptr) store_hint(control_->interrupt_mask, 1);
 }

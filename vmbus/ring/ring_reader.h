@@ -70,6 +70,10 @@ public:
     // Returns consumed space to the writer. True when the writer must be signalled.
     bool release();
 
+    // For a reader that polls: true when next() has something to report (a packet published and
+    // not yet consumed, or a corrupt write index). Consumes nothing and leaves the mask alone.
+    bool has_data();
+
     // While draining: ask the writer not to signal.
     void mask_signals();
     // Before sleeping, after release(): ask the writer to signal again. Returns false when sleeping

@@ -4,6 +4,7 @@
 // everything available before it signals once. Compiled by host and guest.
 #pragma once
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "vmbus/protocol/channel_messages.h"
@@ -17,5 +18,21 @@ inline constexpr protocol::Guid kInstance = {0x5e1f0c3a, 0x77b2, 0x4d19, {0x9c, 
 
 // Payload limit of one echo packet (the rings the guest opens must fit a packet plus headers).
 inline constexpr uint32_t kMaxPayload = 16 * 1024;
+
+// Control requests, for the guest's tests of what only the host can start: an in-band packet
+// *without* "completion requested" whose payload is a ControlRequest. Nothing answers it; a VSP
+// that does not know a command ignores it.
+inline constexpr uint32_t kControlMagic = 0x4c544345;  // "ECTL"
+enum class ControlCommand : uint32_t {
+    // Rescind the echo offer (RESCIND_CHANNELOFFER), and offer it again once the guest has sent
+    // RELID_RELEASED for it.
+    kRescindAndOffer = 1,
+};
+struct ControlRequest {
+    uint32_t magic;
+    ControlCommand command;
+};
+static_assert(sizeof(ControlRequest) == 8);
+static_assert(offsetof(ControlRequest, command) == 4);
 
 }  // namespace hvkvm::vmbus::services::echo

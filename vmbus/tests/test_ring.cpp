@@ -339,6 +339,26 @@ TEST_CASE("ring: a draining reader masks signals and re-arms before sleeping", "
     CHECK(e.writer.publish());  // and the writer wakes it
 }
 
+TEST_CASE("ring: a polling reader sees published packets without consuming them", "[vmbus][ring]") {
+    Endpoints e(1);
+    const auto payload = pattern(40, 15);
+    e.reader.mask_signals();
+    CHECK_FALSE(e.reader.has_data());
+    REQUIRE(e.writer.write_inband(1, payload.data(), 40) == RingError::kOk);
+    CHECK_FALSE(e.reader.has_data());  // written, not published
+    CHECK_FALSE(e.writer.publish());
+    CHECK(e.reader.has_data());
+    CHECK(e.reader.has_data());  // still there: nothing was consumed
+    CHECK(e.ring.control().interrupt_mask == 1);
+    IncomingPacket packet;
+    REQUIRE(e.reader.next(packet) == RingError::kOk);
+    CHECK(packet.transaction_id == 1);
+    CHECK_FALSE(e.reader.has_data());
+    e.ring.control().write_index = e.ring.data_size();  // a hostile writer: next() must report it
+    CHECK(e.reader.has_data());
+    CHECK(e.reader.next(packet) == RingError::kCorruptWriteIndex);
+}
+
 TEST_CASE("ring: a batch is published with one index store and read back with one release", "[vmbus][ring]") {
     Endpoints e(4);
     for (uint32_t i = 0; i < 50; ++i) {

@@ -6,17 +6,27 @@
 
 namespace hvkvm::guest::x86 {
 
-inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port)); }
-inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port)); }
+// Port accesses are compiler barriers ("memory"): a port write often tells a device to read what
+// was just stored in RAM (a DMA descriptor table), and a read that it has written there.
+inline void outb(uint16_t port, uint8_t value) { __asm__ volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory"); }
+inline void outl(uint16_t port, uint32_t value) { __asm__ volatile("outl %0, %1" : : "a"(value), "Nd"(port) : "memory"); }
 inline uint32_t inl(uint16_t port) {
     uint32_t value;
-    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port));
+    __asm__ volatile("inl %1, %0" : "=a"(value) : "Nd"(port) : "memory");
     return value;
 }
 inline uint8_t inb(uint16_t port) {
     uint8_t value;
-    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port));
+    __asm__ volatile("inb %1, %0" : "=a"(value) : "Nd"(port) : "memory");
     return value;
+}
+
+// String port I/O of 32-bit elements (`rep insl` / `rep outsl`): a device's data port.
+inline void insl(uint16_t port, void* destination, uint64_t count) {
+    __asm__ volatile("rep insl" : "+D"(destination), "+c"(count) : "d"(port) : "memory");
+}
+inline void outsl(uint16_t port, const void* source, uint64_t count) {
+    __asm__ volatile("rep outsl" : "+S"(source), "+c"(count) : "d"(port) : "memory");
 }
 
 inline uint64_t rdtsc() {

@@ -36,6 +36,10 @@ struct PerCpu {
     x86::CpuDescriptors descriptors;
 };
 
+// Each CPU's control page lies immediately before its PerCpu (GS points at the PerCpu), so that
+// the virtual interrupt flag is one %gs-relative access away (platform.h says why that matters).
+inline constexpr int32_t kPvmControlPageGsOffset = -static_cast<int32_t>(sizeof(PvmControlPage));
+
 inline PerCpu& this_cpu() {
     PerCpu* cpu;
     __asm__("movq %%gs:0, %0" : "=r"(cpu));

@@ -21,7 +21,7 @@ constexpr CaseGroup group(const Case (&cases)[N]) {
     return {cases, N};
 }
 
-extern const CaseGroup kPioCases, kMemoryCases, kHypercallCases, kReportCases, kCrashCases, kFloodCases, kSmpCases;
+extern const CaseGroup kPioCases, kMemoryCases, kHypercallCases, kReportCases, kCrashCases, kFloodCases, kSmpCases, kIdeCases;
 
 const Case* find_case(const char* name);
 

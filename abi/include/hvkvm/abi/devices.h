@@ -46,4 +46,21 @@ enum class InterruptGeneratorCommand : uint8_t {
     kMsi = 4,          // `count` MSIs to the last kInterruptGeneratorMsiTarget
 };
 
+// ---------------------------------------------------------------------------------------------
+// IDE controller (present when the config has a disk with bus "ide"): the primary channel at the
+// PC's legacy ports and IRQ, master and slave. Register layouts are in ata.h. There is no PCI, so
+// the PIIX-style bus-master block (BMIBA in a PIIX's PCI config space) sits at a fixed port;
+// only the primary channel's 8 ports exist (the secondary's would follow at +8).
+// ---------------------------------------------------------------------------------------------
+inline constexpr uint16_t kIdeCommandBlockPort = 0x01f0;  // 8 ports: data .. status/command
+inline constexpr uint16_t kIdeControlBlockPort = 0x03f6;  // alternate status / device control
+inline constexpr uint16_t kIdeBusMasterPort = 0xc000;     // 8 ports: ata.h BusMasterRegister
+inline constexpr uint32_t kIdeInterruptPin = 14;          // IOAPIC input (ISA IRQ 14), edge
+inline constexpr uint32_t kIdeDevicesPerChannel = 2;      // master (0) and slave (1)
+
+static_assert(kIdeCommandBlockPort + 8 <= kIdeControlBlockPort, "command and control blocks are apart");
+static_assert(kIdeBusMasterPort % 16 == 0, "PIIX bus-master blocks are 16-byte aligned");
+static_assert(kIdeBusMasterPort > kInterruptGeneratorPort + kInterruptGeneratorPortCount);
+static_assert(kIdeInterruptPin != kInterruptGeneratorEdgePin && kIdeInterruptPin != kInterruptGeneratorLevelPin);
+
 }  // namespace hvkvm::abi

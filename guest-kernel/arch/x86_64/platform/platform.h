@@ -22,31 +22,44 @@ namespace detail {
 inline constexpr uint64_t kPvmInterruptFlag = 1u << 0;
 inline constexpr uint64_t kPvmInterruptPending = 1u << 8;
 inline volatile uint8_t& pvm_vif(PvmControlPage* page) { return *reinterpret_cast<volatile uint8_t*>(&page->flags); }
+
+// This CPU's control-page flags, reached in one %gs-relative instruction: each CPU's control page
+// lies right before its PerCpu (per_cpu.h), where GS points. Finding the page through
+// this_cpu().pvm_control and then writing it would take several instructions, and a thread
+// preempted in between and resumed on another CPU would write the *previous* CPU's VIF: clearing
+// it under that CPU's idle loop just before its hlt halts that vCPU for good.
+inline void write_pvm_vif(uint8_t value) {
+    __asm__ volatile("movb %0, %%gs:%c1" : : "ri"(value), "i"(kPvmControlPageGsOffset) : "memory");
+}
+inline uint64_t read_pvm_flags() {
+    uint64_t flags;
+    __asm__ volatile("movq %%gs:%c1, %0" : "=r"(flags) : "i"(kPvmControlPageGsOffset) : "memory");
+    return flags;
+}
 }  // namespace detail
 
+// Whether this CPU runs converted is the same on every CPU, so a migration between the check and
+// the access below changes nothing.
 inline void disable_interrupts() {
-    if (PvmControlPage* page = this_cpu().pvm_control) {
-        detail::pvm_vif(page) = 0;
-        __asm__ volatile("" ::: "memory");
+    if (this_cpu().pvm_control) {
+        detail::write_pvm_vif(0);
     } else {
         __asm__ volatile("cli" ::: "memory");
     }
 }
 
 inline void enable_interrupts() {
-    if (PvmControlPage* page = this_cpu().pvm_control) {
-        __asm__ volatile("" ::: "memory");
-        detail::pvm_vif(page) = 1;
-        __asm__ volatile("" ::: "memory");
+    if (this_cpu().pvm_control) {
+        detail::write_pvm_vif(1);
         // An interrupt held back while VIF was 0 is delivered at the next trapping instruction.
-        if (page->flags & detail::kPvmInterruptPending) __asm__ volatile("sti" ::: "memory");
+        if (detail::read_pvm_flags() & detail::kPvmInterruptPending) __asm__ volatile("sti" ::: "memory");
     } else {
         __asm__ volatile("sti" ::: "memory");
     }
 }
 
 inline bool interrupts_enabled() {
-    if (PvmControlPage* page = this_cpu().pvm_control) return detail::pvm_vif(page) & detail::kPvmInterruptFlag;
+    if (this_cpu().pvm_control) return detail::read_pvm_flags() & detail::kPvmInterruptFlag;
     uint64_t flags;
     __asm__ volatile("pushfq; popq %0" : "=r"(flags));
     return flags & (1u << 9);
