@@ -86,26 +86,25 @@ const char* type_letter(txfs::NodeType type) {
     return "?    ";
 }
 
+// Registry lines name a value as `key [name]` ("[name]" alone under the root key).
 void print_value(GuestVolume& volume, const char* key, const txfs::NodeInfo& entry) {
     char data[128];
     size_t length = sizeof(data) - 1;
     txfs::ValueType type;
     const txfs::Status status = volume.volume().get_value(nullptr, key, entry.name, &type, data, &length);
+    const char* space = *key ? " " : "";
     if (status != txfs::Status::kOk) {
-        kprint("txfs:   value %s%s%s (%s)\n", key, *key ? "\\" : "", entry.name, txfs::status_name(status));
-        return;
-    }
-    const char* separator = *key ? "\\" : "";
-    if (type == txfs::ValueType::kString) {
+        kprint("txfs:   value %s%s[%s] (%s)\n", key, space, entry.name, txfs::status_name(status));
+    } else if (type == txfs::ValueType::kString) {
         data[length] = '\0';
-        kprint("txfs:   value %s%s%s = \"%s\"\n", key, separator, entry.name, data);
+        kprint("txfs:   value %s%s[%s] = \"%s\"\n", key, space, entry.name, data);
     } else if (type == txfs::ValueType::kU32 || type == txfs::ValueType::kU64) {
         uint64_t number = 0;
         memcpy(&number, data, length);
-        kprint("txfs:   value %s%s%s = %lu (%s)\n", key, separator, entry.name, number,
+        kprint("txfs:   value %s%s[%s] = %lu (%s)\n", key, space, entry.name, number,
                type == txfs::ValueType::kU32 ? "u32" : "u64");
     } else {
-        kprint("txfs:   value %s%s%s = %lu bytes of binary\n", key, separator, entry.name, entry.size);
+        kprint("txfs:   value %s%s[%s] = %lu bytes of binary\n", key, space, entry.name, entry.size);
     }
 }
 
@@ -114,21 +113,21 @@ struct Listing {
     Tree tree;
 };
 
+// "/dir" + "name" -> "/dir/name"; "/" + "name" -> "/name"; registry "" + "name" -> "name".
 void print_entry(void* context, const char* parent, const txfs::NodeInfo& entry) {
     const Listing& listing = *static_cast<Listing*>(context);
-    if (entry.offline) {
-        kprint("txfs:   %s %s/%s OFFLINE\n", type_letter(entry.type), parent, entry.name);
-    } else if (entry.type == txfs::NodeType::kValue) {
+    if (entry.type == txfs::NodeType::kValue && !entry.offline) {
         print_value(listing.volume, parent, entry);
-    } else if (listing.tree == Tree::kFiles) {
-        const char* separator = parent[1] ? "/" : "";
-        if (entry.type == txfs::NodeType::kFile)
-            kprint("txfs:   %s %s%s%s (%lu bytes)\n", type_letter(entry.type), parent, separator, entry.name, entry.size);
-        else
-            kprint("txfs:   %s %s%s%s\n", type_letter(entry.type), parent, separator, entry.name);
-    } else {
-        kprint("txfs:   %s %s%s%s\n", type_letter(entry.type), parent, *parent ? "\\" : "", entry.name);
+        return;
     }
+    const bool at_root = listing.tree == Tree::kFiles ? parent[1] == '\0' : parent[0] == '\0';
+    const char* separator = at_root ? "" : "/";
+    if (entry.offline)
+        kprint("txfs:   %s %s%s%s OFFLINE\n", type_letter(entry.type), parent, separator, entry.name);
+    else if (entry.type == txfs::NodeType::kFile)
+        kprint("txfs:   %s %s%s%s (%lu bytes)\n", type_letter(entry.type), parent, separator, entry.name, entry.size);
+    else
+        kprint("txfs:   %s %s%s%s\n", type_letter(entry.type), parent, separator, entry.name);
 }
 
 }  // namespace
