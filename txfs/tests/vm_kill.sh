@@ -93,6 +93,7 @@ lost_acks=0        # kills after which the image was more than one version past 
 start_ns=$(date +%s%N)
 for kill_number in $(seq 1 "$kills"); do
     launched_ns=$(date +%s%N)
+    : >"$log"  # exists before the background vmm opens it, for the polling below
     "$vmm" run "$config" --set "kernel.path=$kernel" --set "disks[0].path=$image" ${sets[@]+"${sets[@]}"} \
         --set "kernel.cmdline=txfs=$disk txfs_update=loop" >"$log" 2>&1 &
     pid=$!
