@@ -7,7 +7,8 @@
 //   txfs_demo        install the next update version in one transaction, printing progress
 //   txfs_update=N    install N more versions, one transaction each (0 or `loop`: until killed)
 //   txfs_ls          list every file and registry value
-// and finally unmount cleanly.
+// and finally unmount cleanly. The kernel then exits (init/kernel_main.cpp): status 0 only if every
+// step succeeded.
 #pragma once
 
 #include "kernel/cmdline.h"
