@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -27,6 +28,36 @@ namespace hvkvm::root {
 namespace {
 
 using link::MessageType;
+
+// Submission queue entries of storvsp's ring (2x that many operations may be in flight).
+constexpr uint32_t kIoDepth = 256;
+
+bool is_well_formed(const storage::DiskFault& fault) {
+    if (!fault.armed()) return true;
+    const auto operation = static_cast<uint32_t>(fault.operation);
+    const auto effect = static_cast<uint32_t>(fault.effect);
+    return operation <= static_cast<uint32_t>(storage::FaultOperation::kUnmap) && effect >= 1 &&
+           effect <= static_cast<uint32_t>(storage::FaultEffect::kShortTransfer) && fault.nth != 0 && fault.count != 0;
+}
+
+// A kDisk message checked against its descriptor: a regular file of exactly that size or a block
+// device, O_DIRECT exactly when the message says so.
+StorvspDisk checked_disk(link::ReceivedMessage& message) {
+    const auto disk = message.as<link::Disk>();
+    const std::string id(disk.id, ::strnlen(disk.id, sizeof disk.id));
+    if (id.empty() || id.size() == sizeof disk.id) throw vmm::HostError(EPROTO, "a disk message without an id");
+    vmm::UniqueFd fd = std::move(message.fds[0]);
+    struct stat status {};
+    if (::fstat(fd.get(), &status) < 0) vmm::throw_errno(fmt::format("fstat disk {}", id));
+    const bool usable = S_ISBLK(status.st_mode) || (S_ISREG(status.st_mode) && static_cast<uint64_t>(status.st_size) == disk.size_bytes);
+    if (!usable || disk.size_bytes == 0 || disk.size_bytes % storage::scsi::kBlockSize != 0)
+        throw vmm::HostError(EPROTO, fmt::format("disk {}: {} bytes is not its image's size", id, disk.size_bytes));
+    const bool direct = (::fcntl(fd.get(), F_GETFL) & O_DIRECT) != 0;
+    if (direct != ((disk.flags & link::kDiskDirect) != 0))
+        throw vmm::HostError(EPROTO, fmt::format("disk {}: O_DIRECT disagrees with its descriptor", id));
+    if (!is_well_formed(disk.fault)) throw vmm::HostError(EPROTO, fmt::format("disk {}: malformed fault", id));
+    return StorvspDisk{id, std::move(fd), disk.size_bytes, (disk.flags & link::kDiskReadOnly) != 0, direct, disk.fault};
+}
 
 template <typename Body>
 std::span<const uint8_t> bytes_of(const Body& body) {
@@ -61,6 +92,11 @@ int RootPartition::run() {
     if (!hello || hello->type != MessageType::kHello) throw vmm::HostError(EPROTO, "the VMM's first message was not hello");
     attach(std::move(*hello));
     std::vector<vmm::UniqueFd> sint_fds = fetch_sint_eventfds();
+    if (!disks_.empty()) {
+        std::vector<int> files;
+        for (const StorvspDisk& disk : disks_) files.push_back(disk.fd.get());
+        io_engine_ = std::make_unique<storage::IoEngine>(files, kIoDepth);
+    }
     enter_sandbox();  // every descriptor is here or comes over the link: nothing more to open
 
     const auto& synic = *static_cast<const vmm::SynicSharedState*>(synic_state_.get());
@@ -100,6 +136,18 @@ void RootPartition::attach(link::ReceivedMessage message) {
     if (synic == MAP_FAILED) vmm::throw_errno("mmap the SynIC state page");
     synic_state_ = vmm::Mapping(synic, abi::kPageSize);
     guest_messages_ = std::move(message.fds[2]);
+    if (hello.disk_count > link::kMaxDisks) throw vmm::HostError(EPROTO, fmt::format("hello names {} disks", hello.disk_count));
+    receive_disks(hello.disk_count);
+}
+
+// The disks follow hello directly.
+void RootPartition::receive_disks(uint32_t count) {
+    for (uint32_t lun = 0; lun < count; ++lun) {
+        std::optional<link::ReceivedMessage> message = link_.receive();
+        if (!message || message->type != MessageType::kDisk || message->fds.size() != 1)
+            throw vmm::HostError(EPROTO, fmt::format("disk {} of {}: expected a disk message with its descriptor", lun, count));
+        disks_.push_back(checked_disk(*message));
+    }
 }
 
 std::vector<vmm::UniqueFd> RootPartition::fetch_sint_eventfds() {
@@ -119,6 +167,10 @@ static_assert(link::kGuestLogTextMax == vmbus::services::ic::kGuestLogMaxText);
 
 void RootPartition::offer_services() {
     host_->add(std::make_unique<EchoVsp>(*services_));
+    if (io_engine_) {
+        storvsp_ = std::make_unique<Storvsp>(*services_, std::move(disks_), *io_engine_, vcpu_count_);
+        host_->add(storvsp_->primary());
+    }
     auto offer_ic = [this](std::unique_ptr<ic::IcService> service) {
         host_->add(std::make_unique<IcVsp>(*services_, std::move(service)));
     };

@@ -17,6 +17,8 @@
 #include "services/ic/guest_log.h"
 #include "services/ic/heartbeat.h"
 #include "services/ic/timesync.h"
+#include "services/storvsp/storvsp.h"
+#include "storage/io/io_engine.h"
 #include "vmbus_host.h"
 
 namespace hvkvm::root {
@@ -35,6 +37,7 @@ public:
 
 private:
     void attach(link::ReceivedMessage hello);
+    void receive_disks(uint32_t count);
     std::vector<vmm::UniqueFd> fetch_sint_eventfds();
     void offer_services();
     // What the integration services tell the VMM.
@@ -61,6 +64,11 @@ private:
     EventLoop loop_;
     std::unique_ptr<GuestSignals> signals_;
     std::unique_ptr<VspServices> services_;
+    // storvsp: its disks' ring is set up before the sandbox (which refuses io_uring_setup); both
+    // outlive the VMBus host, which closes the channels.
+    std::vector<StorvspDisk> disks_;
+    std::unique_ptr<storage::IoEngine> io_engine_;
+    std::unique_ptr<Storvsp> storvsp_;
     std::unique_ptr<VmbusHost> host_;
     bool serving_ = false;  // sandboxed and ready: requests from the VMM may be served
     std::deque<link::ReceivedMessage> deferred_;

@@ -4,7 +4,8 @@
 //     may) is dropped with libcap-ng; PR_SET_NO_NEW_PRIVS forbids regaining any;
 //   - a seccomp allow-list (libseccomp): the system calls an event loop serving guest rings
 //     needs, nothing that opens files, creates sockets, executes or traces. Anything else fails
-//     with EPERM. /dev/kvm in particular can never be opened.
+//     with EPERM. /dev/kvm in particular can never be opened. Disk I/O: io_uring_enter on the
+//     ring set up before (storage/io/io_engine.h); io_uring_setup/register are refused.
 #pragma once
 
 #include <cstdint>

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "hvkvm/abi/synic.h"
 
 namespace hvkvm::root {
@@ -11,19 +13,39 @@ using vmbus::channel::ServerError;
 VmbusHost::VmbusHost(VspServices& services, PartitionLink& link)
     : link_(link), server_(*this, *this, vmbus::channel::ServerConfig{}) {
     services.event_connection_id_base = vmbus::channel::ServerConfig{}.event_connection_id_base;
+    services.offers = this;
 }
 
 VmbusHost::~VmbusHost() {
-    for (auto& vsp : vsps_) vsp->close();
+    for (Vsp* channel : sub_channels_) channel->close();
+    for (Vsp* vsp : vsps_) vsp->close();
 }
 
 void VmbusHost::add(std::unique_ptr<Vsp> vsp) {
+    add(*vsp);
+    owned_.push_back(std::move(vsp));
+}
+
+void VmbusHost::add(Vsp& vsp) {
     vmbus::channel::OfferId id = 0;
-    const ServerError error = server_.add_offer(vsp->offer(), *vsp, id);
+    const ServerError error = server_.add_offer(vsp.offer(), vsp, id);
     if (error != ServerError::kNone)
-        throw std::runtime_error(fmt::format("cannot offer {}: {}", vsp->name(), vmbus::channel::server_error_name(error)));
+        throw std::runtime_error(fmt::format("cannot offer {}: {}", vsp.name(), vmbus::channel::server_error_name(error)));
     offer_ids_.push_back(id);
-    vsps_.push_back(std::move(vsp));
+    vsps_.push_back(&vsp);
+}
+
+bool VmbusHost::offer_sub_channel(Vsp& channel) {
+    vmbus::channel::OfferId id = 0;
+    const ServerError error = server_.add_offer(channel.offer(), channel, id);
+    if (error != ServerError::kNone) {
+        spdlog::warn("cannot offer {} sub-channel {}: {}", channel.name(), channel.offer().sub_channel_index,
+                     vmbus::channel::server_error_name(error));
+        return false;
+    }
+    if (std::find(sub_channels_.begin(), sub_channels_.end(), &channel) == sub_channels_.end())
+        sub_channels_.push_back(&channel);
+    return true;
 }
 
 void VmbusHost::on_guest_message(const void* payload, uint32_t size) {
@@ -54,10 +76,18 @@ void VmbusHost::control(const nlohmann::json& request, ControlReply reply) {
             if (nlohmann::json service = vsps_[i]->describe(); !service.empty()) channel["service"] = std::move(service);
             channels.push_back(std::move(channel));
         }
+        for (Vsp* sub_channel : sub_channels_) {
+            if (!sub_channel->is_open()) continue;
+            channels.push_back({{"name", sub_channel->name()},
+                                {"relid", sub_channel->relid()},
+                                {"open", true},
+                                {"sub_channel_index", sub_channel->offer().sub_channel_index},
+                                {"target_vp", sub_channel->target_vp()}});
+        }
         reply({{"ok", true}, {"connected", server_.is_connected()}, {"version", server_.version()}, {"channels", channels}});
         return;
     }
-    for (auto& vsp : vsps_)
+    for (Vsp* vsp : vsps_)
         if (vsp->control(request, reply)) return;
     reply({{"ok", false}, {"error", "unknown command \"" + command + "\""}});
 }

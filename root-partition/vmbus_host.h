@@ -14,13 +14,19 @@
 
 namespace hvkvm::root {
 
-class VmbusHost final : private vmbus::channel::ServerTransport, private vmbus::channel::GpadlStorage {
+class VmbusHost final : public ChannelOffers,
+                        private vmbus::channel::ServerTransport,
+                        private vmbus::channel::GpadlStorage {
 public:
     VmbusHost(VspServices& services, PartitionLink& link);
     ~VmbusHost();
 
     // Offers a VSP (owned by the host from now on).
     void add(std::unique_ptr<Vsp> vsp);
+    // Offers a VSP owned elsewhere (it must outlive the host).
+    void add(Vsp& vsp);
+    // ChannelOffers: a sub-channel of an open VSP.
+    bool offer_sub_channel(Vsp& channel) override;
     // A guest message posted to a VMBus message connection (its payload).
     void on_guest_message(const void* payload, uint32_t size);
 
@@ -38,8 +44,10 @@ private:
 
     PartitionLink& link_;
     vmbus::channel::ChannelServer server_;
-    std::vector<std::unique_ptr<Vsp>> vsps_;
+    std::vector<std::unique_ptr<Vsp>> owned_;
+    std::vector<Vsp*> vsps_;  // primaries, in offer order
     std::vector<vmbus::channel::OfferId> offer_ids_;
+    std::vector<Vsp*> sub_channels_;  // offered at least once; closed by the server with their primary
     uint64_t gpadl_words_ = 0;  // allocated for GPADLs now, bounded by the server's limits
 };
 

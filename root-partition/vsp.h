@@ -23,6 +23,21 @@
 
 namespace hvkvm::root {
 
+class Vsp;
+
+// How a VSP offers more channels while it runs: sub-channels of its open primary (implemented by
+// the VMBus host).
+class ChannelOffers {
+public:
+    // Offers `channel` (channel.offer() names its primary and sub_channel_index) at once. False if
+    // the server refuses (no open primary, offer table full). `channel` is owned by the caller and
+    // must outlive the VMBus host.
+    virtual bool offer_sub_channel(Vsp& channel) = 0;
+
+protected:
+    ~ChannelOffers() = default;
+};
+
 // What a VSP's channel is served with (owned by the VMBus host, outliving every VSP).
 struct VspServices {
     EventLoop& loop;
@@ -30,6 +45,7 @@ struct VspServices {
     GuestSignals& signals;
     PartitionLink& link;
     uint32_t event_connection_id_base;
+    ChannelOffers* offers = nullptr;  // set by the VMBus host
 };
 
 // One ring as the host sees it: control page and data pages, each translated from a PFN.
@@ -77,6 +93,8 @@ protected:
     vmbus::ring::RingReader& incoming() { return incoming_; }
     vmbus::ring::RingWriter& outgoing() { return outgoing_; }
     void signal_guest();
+    // Open and not failed: the rings may be used.
+    bool serving() const { return open_ && !failed_; }
     // The channel's rings broke (a corrupt index or packet from the guest): close it for good.
     void fail(const char* why);
     VspServices& services() { return services_; }

@@ -10,6 +10,7 @@
 #include "config/config.h"
 #include "device.h"
 #include "root_partition/root_partition_process.h"
+#include "storage/disk_image.h"
 
 namespace hvkvm::devices {
 namespace {
@@ -19,14 +20,28 @@ const char* application_state_name(uint32_t state) {
     return state < std::size(kNames) ? kNames[state] : "?";
 }
 
+// The vmbus disks for storvsp, in config order (their LUNs); the images stay the VMM's.
+std::vector<vmm::RootPartitionDisk> root_disks(const std::vector<vmm::DiskImage>& images, const vmm::DebugConfig& debug) {
+    std::vector<vmm::RootPartitionDisk> disks;
+    for (const vmm::DiskImage& image : images) {
+        storage::DiskFault fault;
+        if (debug.disk_fault && debug.disk_fault->disk == image.config.id) fault = debug.disk_fault->fault;
+        disks.push_back({image.config.id, image.fd.get(), image.size_bytes, image.config.read_only,
+                         image.config.cache == vmm::DiskCache::kNone, fault});
+    }
+    return disks;
+}
+
 class Vmbus final : public Device {
 public:
     explicit Vmbus(DeviceContext& context)
         : fault_(context.config.debug.root_partition_fault),
           shutdown_timeout_ms_(context.config.vmbus.shutdown_timeout_ms),
+          disks_(vmm::take_disks(context.disks, vmm::DiskBus::kVmbus)),
           root_(std::make_unique<vmm::RootPartitionProcess>(
               vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
-                                         context.config.machine.vcpus, context.config.kvp},
+                                         context.config.machine.vcpus, context.config.kvp,
+                                         root_disks(disks_, context.config.debug)},
               [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
 
     std::string_view name() const override { return "vmbus"; }
@@ -101,6 +116,7 @@ private:
 
     vmm::RootPartitionFault fault_;
     uint32_t shutdown_timeout_ms_;
+    std::vector<vmm::DiskImage> disks_;  // open and locked for the VM's lifetime
     std::unique_ptr<vmm::RootPartitionProcess> root_;
     std::string report_;  // kept from stop(), when the process is gone
 };

@@ -3,8 +3,9 @@
 // SCM_RIGHTS. Both sides are trusted code, but the root partition serves a hostile guest, so the
 // VMM still validates everything the root asks of it (VP and SINT ranges, sizes, counts).
 //
-// Sequence: VMM -> kHello (+ guest RAM memfd, SynIC state memfd, guest-message socket);
-// root attaches guest RAM, sandboxes itself, -> kReady. Then, in any order:
+// Sequence: VMM -> kHello (+ guest RAM memfd, SynIC state memfd, guest-message socket), then
+// hello.disk_count x kDisk (+ the disk image's descriptor: storvsp's LUNs, in order); root attaches
+// guest RAM, sets up disk I/O, sandboxes itself, -> kReady. Then, in any order:
 //   root -> kPostMessage            a host message into a VP's SINT slot (the VMM's SynIC)
 //   root -> kOpenEventConnection    VMM -> kEventConnection + eventfd (the guest's SignalEvent)
 //   root -> kGetSintEventfd         VMM -> kSintEventfd + eventfd (raises the SINT)
@@ -26,6 +27,7 @@
 
 #include "hvkvm/abi/boot.h"
 #include "hvkvm/abi/synic.h"
+#include "storage/io/disk_fault.h"
 
 namespace hvkvm::root::link {
 
@@ -47,6 +49,7 @@ enum class MessageType : uint32_t {
     kKvpPreset = 15,
     kHeartbeat = 16,
     kGuestLog = 17,
+    kDisk = 18,
 };
 
 struct Header {
@@ -74,11 +77,30 @@ struct Hello {
     uint64_t ram_bytes;
     // CLOCK_MONOTONIC, in ns, at which the partition's reference time (TIME_REF_COUNT) was 0.
     uint64_t reference_origin_ns;
+    uint32_t disk_count;  // kDisk messages that follow, <= kMaxDisks
+    uint32_t reserved;
     Region regions[kMaxRegions];
 };
 static_assert(offsetof(Hello, ram_bytes) == 8 && offsetof(Hello, reference_origin_ns) == 16 &&
-              offsetof(Hello, regions) == 24);
+              offsetof(Hello, disk_count) == 24 && offsetof(Hello, regions) == 32);
 inline constexpr uint32_t kHelloFdCount = 3;
+
+// kDisk: one vmbus disk for storvsp (LUN = its position), with fds[0] the open, checked and locked
+// image (vmm/storage/disk_image.h). The VMM keeps its own descriptor (and the lock) for the VM's
+// lifetime.
+inline constexpr uint32_t kMaxDisks = 16;
+inline constexpr uint32_t kDiskIdMax = 40;
+inline constexpr uint32_t kDiskReadOnly = 1u << 0;
+inline constexpr uint32_t kDiskDirect = 1u << 1;  // opened O_DIRECT (cache "none")
+struct Disk {
+    char id[kDiskIdMax];  // NUL-terminated
+    uint64_t size_bytes;  // a non-zero multiple of 512
+    uint32_t flags;       // kDiskReadOnly, kDiskDirect
+    uint32_t reserved;
+    storage::DiskFault fault;  // tests only (debug.disk_fault)
+};
+static_assert(offsetof(Disk, size_bytes) == 40 && offsetof(Disk, flags) == 48 && offsetof(Disk, fault) == 56);
+static_assert(sizeof(Disk) == 80);
 
 // kReady: what the root could establish about itself, for the VMM's log and tests.
 struct Ready {
@@ -201,6 +223,7 @@ constexpr uint32_t body_size_of(MessageType type) {
     case MessageType::kKvpPreset: return sizeof(KvpPreset);
     case MessageType::kHeartbeat: return sizeof(Heartbeat);
     case MessageType::kGuestLog: return sizeof(GuestLog);
+    case MessageType::kDisk: return sizeof(Disk);
     }
     return ~0u;  // unknown type
 }

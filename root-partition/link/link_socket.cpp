@@ -29,6 +29,7 @@ const char* message_type_name(MessageType type) {
     case MessageType::kKvpPreset: return "kvp-preset";
     case MessageType::kHeartbeat: return "heartbeat";
     case MessageType::kGuestLog: return "guest-log";
+    case MessageType::kDisk: return "disk";
     }
     return "unknown";
 }

@@ -25,6 +25,7 @@ const char* server_error_name(ServerError error) {
         case ServerError::kBadRingGpadl: return "GPADL is not a ring layout";
         case ServerError::kTableFull: return "offer table full";
         case ServerError::kUnknownOffer: return "unknown offer";
+        case ServerError::kPrimaryNotOpen: return "sub-channel without an open primary";
     }
     return "unknown";
 }
@@ -89,17 +90,53 @@ bool ChannelServer::is_open(OfferId id) const { return id < kMaxOffers && channe
 // --- Offers (host side API) --------------------------------------------------------------------
 
 ServerError ChannelServer::add_offer(const OfferInfo& info, ChannelDevice& device, OfferId& id) {
+    uint32_t primary = kNoPrimary;
+    if (info.sub_channel_index != 0 && !find_open_primary(info, primary)) return ServerError::kPrimaryNotOpen;
     for (uint32_t i = 0; i < kMaxOffers; ++i) {
         if (channels_[i].state != ChannelState::kFree) continue;
         channels_[i] = Channel{};
         channels_[i].state = ChannelState::kRegistered;
         channels_[i].info = info;
         channels_[i].device = &device;
+        channels_[i].primary = primary;
         id = i;
         if (connected_ && offers_requested_) send_offer(i);
         return ServerError::kNone;
     }
     return ServerError::kTableFull;
+}
+
+// An open primary is shown to the guest, so a sub-channel of it is offered at once.
+bool ChannelServer::find_open_primary(const OfferInfo& info, uint32_t& index) const {
+    for (uint32_t i = 0; i < kMaxOffers; ++i) {
+        const Channel& candidate = channels_[i];
+        if (candidate.state == ChannelState::kOpen && candidate.primary == kNoPrimary &&
+            candidate.info.sub_channel_index == 0 && candidate.info.interface_type == info.interface_type &&
+            candidate.info.interface_instance == info.interface_instance) {
+            index = i;
+            return true;
+        }
+    }
+    return false;
+}
+
+// The primary at `primary` is no longer open: its sub-channels close and are rescinded (their
+// relids stay taken until the guest releases them, as any rescinded channel's).
+void ChannelServer::withdraw_sub_channels(uint32_t primary) {
+    for (uint32_t i = 0; i < kMaxOffers; ++i) {
+        Channel& channel = channels_[i];
+        if (channel.primary != primary || channel.state == ChannelState::kFree || channel.state == ChannelState::kRescinded)
+            continue;
+        if (channel.state == ChannelState::kOpen) close_device(channel);
+        channel.state = ChannelState::kRescinded;
+        transport_.send(encode(RescindChannelOffer{{}, channel.relid}));
+    }
+}
+
+// Sub-channels first, as OpenVMM does: nothing runs on them once their primary is gone.
+void ChannelServer::close_primary(uint32_t index) {
+    withdraw_sub_channels(index);
+    close_device(channels_[index]);
 }
 
 ServerError ChannelServer::rescind(OfferId id) {
@@ -108,7 +145,7 @@ ServerError ChannelServer::rescind(OfferId id) {
     switch (channel.state) {
         case ChannelState::kRegistered: channel = Channel{}; return ServerError::kNone;
         case ChannelState::kRescinded: return ServerError::kNone;
-        case ChannelState::kOpen: close_device(channel); [[fallthrough]];
+        case ChannelState::kOpen: close_primary(id); [[fallthrough]];
         case ChannelState::kOffered: break;
         case ChannelState::kFree: return ServerError::kUnknownOffer;
     }
@@ -353,7 +390,7 @@ ServerError ChannelServer::on_close_channel(const CloseChannel& message) {
     // The device of a rescinded channel was closed at the rescind; the guest's close is expected.
     if (channel->state == ChannelState::kRescinded) return ServerError::kNone;
     if (channel->state != ChannelState::kOpen) return ServerError::kChannelNotOpen;
-    close_device(*channel);
+    close_primary(index);
     return ServerError::kNone;
 }
 
@@ -374,8 +411,14 @@ ServerError ChannelServer::on_unload() {
 }
 
 // Back to the state before INITIATE_CONTACT: devices closed, GPADLs freed, relids forgotten;
-// rescinded offers are gone, the others will be offered again.
+// rescinded offers and sub-channels are gone, the others will be offered again.
 void ChannelServer::disconnect() {
+    for (uint32_t i = 0; i < kMaxOffers; ++i) {  // sub-channels first: they may follow their primary
+        Channel& channel = channels_[i];
+        if (channel.primary == kNoPrimary) continue;
+        if (channel.state == ChannelState::kOpen) close_device(channel);
+        channel = Channel{};
+    }
     for (uint32_t i = 0; i < kMaxOffers; ++i) {
         Channel& channel = channels_[i];
         if (channel.state == ChannelState::kOpen) close_device(channel);

@@ -64,7 +64,8 @@ struct OpenRequest {
     uint8_t user_data[protocol::kUserDefinedBytes];
 };
 
-// A device behind an offer (a VSP).
+// A device behind an offer (a VSP). A device offering sub-channels (OfferInfo::sub_channel_index
+// non-zero) is one ChannelDevice per channel.
 class ChannelDevice {
 public:
     // Returns the status for OPENCHANNEL_RESULT: kStatusSuccess, or a failure.
@@ -77,10 +78,16 @@ protected:
 };
 
 struct OfferInfo {
-    protocol::Guid interface_type;
-    protocol::Guid interface_instance;
+    protocol::Guid interface_type{};
+    protocol::Guid interface_instance{};
     uint16_t flags = 0;
     uint16_t mmio_megabytes = 0;
+    // Non-zero: a sub-channel (multi-queue) of the open offer with the same interface type and
+    // instance and index 0, its primary. A sub-channel is offered at once and lives only while its
+    // primary is open: when the primary closes (or is rescinded) the server closes the
+    // sub-channel and rescinds it; at unload it is forgotten, never offered again by itself
+    // (OpenVMM vmbus_channel handle_close). The device asks for it again on the primary's next
+    // open (storvsc's CREATE_SUB_CHANNELS).
     uint16_t sub_channel_index = 0;
     uint8_t user_defined[protocol::kUserDefinedBytes] = {};
 };
@@ -115,6 +122,7 @@ enum class ServerError : uint8_t {
     kBadRingGpadl,           // an open whose GPADL is not a ring layout
     kTableFull,              // add_offer() beyond kMaxOffers
     kUnknownOffer,           // rescind() of an offer that does not exist
+    kPrimaryNotOpen,         // add_offer() of a sub-channel whose primary is not open
 };
 const char* server_error_name(ServerError error);
 
@@ -133,7 +141,9 @@ public:
     ChannelServer& operator=(const ChannelServer&) = delete;
 
     // Registers a device. It is offered on the next REQUESTOFFERS, or at once if the guest has
-    // asked already. `device` must outlive the offer.
+    // asked already (a sub-channel: at once, or kPrimaryNotOpen). `device` must outlive the offer;
+    // a sub-channel's device may be offered again once the primary reopens (the server never calls
+    // a device for a rescinded channel).
     ServerError add_offer(const OfferInfo& info, ChannelDevice& device, OfferId& id);
     // Withdraws an offer: RESCIND_CHANNELOFFER if the guest was shown it (the relid stays taken
     // until the guest sends RELID_RELEASED), immediate removal otherwise.
@@ -155,12 +165,14 @@ public:
 
 private:
     enum class ChannelState : uint8_t { kFree, kRegistered, kOffered, kOpen, kRescinded };
+    static constexpr uint32_t kNoPrimary = ~0u;
     struct Channel {
         ChannelState state = ChannelState::kFree;
         OfferInfo info;
         ChannelDevice* device = nullptr;
         uint32_t relid = 0;
         uint32_t ring_gpadl = 0;  // while open
+        uint32_t primary = kNoPrimary;  // a sub-channel: index of its primary
     };
     struct Gpadl {
         bool used = false;
@@ -189,6 +201,9 @@ private:
     ServerError check_ring_gpadl(const Gpadl& gpadl, uint32_t downstream_offset, RingGpadl& ring) const;
     void assign_relid(uint32_t index);
     void close_device(Channel& channel);
+    bool find_open_primary(const OfferInfo& info, uint32_t& index) const;
+    void withdraw_sub_channels(uint32_t primary);
+    void close_primary(uint32_t index);
     void free_gpadl(Gpadl& gpadl);
     void free_channel_gpadls(uint32_t index);
     void disconnect();

@@ -86,6 +86,22 @@ struct RecordingEvents final : channel::ClientEvents {
     int unloads = 0;
 };
 
+// Delivers messages both ways until neither side has anything to say; every one must be accepted.
+inline void pump(channel::ChannelServer& server, channel::ChannelClient& client, HostWire& host_wire, GuestWire& guest_wire) {
+    while (!host_wire.to_guest.empty() || !guest_wire.to_host.empty()) {
+        while (!guest_wire.to_host.empty()) {
+            const protocol::MessageBuffer message = guest_wire.to_host.front();
+            guest_wire.to_host.pop_front();
+            REQUIRE(channel::server_error_name(server.handle_message(message.bytes, message.size)) == std::string("none"));
+        }
+        while (!host_wire.to_guest.empty()) {
+            const protocol::MessageBuffer message = host_wire.to_guest.front();
+            host_wire.to_guest.pop_front();
+            REQUIRE(channel::client_error_name(client.handle_message(message.bytes, message.size)) == std::string("none"));
+        }
+    }
+}
+
 // One page-aligned range of `pages` pages at PFN 0x5000.
 inline std::vector<uint64_t> ring_range(uint32_t pages, uint64_t first_pfn = 0x5000) {
     std::vector<uint64_t> words(1 + pages);

@@ -14,21 +14,7 @@ namespace {
 struct Bus {
     explicit Bus(ClientConfig client_config = {}) : server(host_wire, storage), client(guest_wire, events, client_config) {}
 
-    // Delivers messages both ways until neither side has anything to say; every one must be accepted.
-    void pump() {
-        while (!host_wire.to_guest.empty() || !guest_wire.to_host.empty()) {
-            while (!guest_wire.to_host.empty()) {
-                const MessageBuffer message = guest_wire.to_host.front();
-                guest_wire.to_host.pop_front();
-                REQUIRE(server_error_name(server.handle_message(message.bytes, message.size)) == std::string("none"));
-            }
-            while (!host_wire.to_guest.empty()) {
-                const MessageBuffer message = host_wire.to_guest.front();
-                host_wire.to_guest.pop_front();
-                REQUIRE(client_error_name(client.handle_message(message.bytes, message.size)) == std::string("none"));
-            }
-        }
-    }
+    void pump() { test::pump(server, client, host_wire, guest_wire); }
 
     uint32_t add_device(FakeDevice& device, uint32_t instance) {
         OfferId id = 0;

@@ -6,7 +6,7 @@ namespace hvkvm::vmm {
 
 std::string usage_text() {
     return "usage: vmm run CONFIG [--set dotted.key=value ...] [--verbose]\n"
-           "       vmm ctl SOCKET status|shutdown|heartbeat|timesync|channels\n"
+           "       vmm ctl SOCKET status|shutdown|heartbeat|timesync|channels|storage\n"
            "       vmm ctl SOCKET kvp get KEY|kvp set KEY VALUE|kvp delete KEY|kvp list\n"
            "       vmm --help | --version\n"
            "\n"
@@ -27,12 +27,13 @@ namespace {
 CommandLine parse_control(const std::vector<std::string>& args) {
     CommandLine command;
     command.action = CommandLine::Action::kControl;
-    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, timesync, channels, kvp)");
+    if (args.size() < 3) throw UsageError("ctl: expected SOCKET and a command (status, shutdown, heartbeat, timesync, channels, storage, kvp)");
     command.control_socket = args[1];
     const std::string& verb = args[2];
     const size_t extra = args.size() - 3;
     nlohmann::json request;
-    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "timesync" || verb == "channels") {
+    if (verb == "status" || verb == "shutdown" || verb == "heartbeat" || verb == "timesync" || verb == "channels" ||
+        verb == "storage") {
         if (extra != 0) throw UsageError("ctl " + verb + ": takes no arguments");
         request = {{"command", verb}};
     } else if (verb == "kvp" && extra == 2 && (args[3] == "get" || args[3] == "delete")) {
@@ -44,7 +45,7 @@ CommandLine parse_control(const std::vector<std::string>& args) {
     } else if (verb == "kvp") {
         throw UsageError("ctl kvp: expected \"get KEY\", \"set KEY VALUE\", \"delete KEY\" or \"list\"");
     } else {
-        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, timesync, channels, kvp)");
+        throw UsageError("ctl: unknown command \"" + verb + "\" (status, shutdown, heartbeat, timesync, channels, storage, kvp)");
     }
     command.control_request = request.dump();
     return command;

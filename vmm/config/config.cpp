@@ -456,10 +456,37 @@ KvpConfig parse_kvp(const json& doc) {
     return kvp;
 }
 
-DebugConfig parse_debug(const json& doc) {
+DiskFaultConfig parse_disk_fault(const json& value, const std::vector<DiskConfig>& disks) {
+    ObjectReader reader(value, "debug.disk_fault", {"disk", "operation", "nth", "count", "error"});
+    DiskFaultConfig config;
+    auto disk = reader.string("disk");
+    if (!disk) throw ConfigError(reader.key_path("disk"), "missing (the id of the disk whose I/O fails)");
+    if (std::none_of(disks.begin(), disks.end(), [&](const DiskConfig& d) { return d.id == *disk; }))
+        throw ConfigError(reader.key_path("disk"), fmt::format("\"{}\" is not the id of a disk in disks[]", *disk));
+    config.disk = *disk;
+    using storage::FaultEffect;
+    using storage::FaultOperation;
+    auto operation = reader.choice<FaultOperation>(
+        "operation", {{"read", FaultOperation::kRead}, {"write", FaultOperation::kWrite}, {"flush", FaultOperation::kFlush},
+                      {"unmap", FaultOperation::kUnmap}});
+    if (!operation) throw ConfigError(reader.key_path("operation"), "missing (read, write, flush or unmap)");
+    config.fault.operation = *operation;
+    auto effect = reader.choice<FaultEffect>("error", {{"eio", FaultEffect::kEio}, {"enospc", FaultEffect::kEnospc},
+                                                        {"short", FaultEffect::kShortTransfer}});
+    if (!effect) throw ConfigError(reader.key_path("error"), "missing (eio, enospc or short)");
+    if (*effect == FaultEffect::kShortTransfer && *operation != FaultOperation::kRead && *operation != FaultOperation::kWrite)
+        throw ConfigError(reader.key_path("error"), "\"short\" needs operation read or write (only they move data)");
+    config.fault.effect = *effect;
+    config.fault.nth = reader.integer("nth", 1, uint64_t{1} << 40).value_or(1);
+    config.fault.count = static_cast<uint32_t>(reader.integer("count", 1, uint64_t{1} << 20).value_or(1));
+    return config;
+}
+
+DebugConfig parse_debug(const json& doc, const std::vector<DiskConfig>& disks) {
     DebugConfig debug;
     if (!doc.contains("debug")) return debug;
-    ObjectReader reader(doc.at("debug"), "debug", {"interrupt_generator", "synic_echo", "root_partition_fault", "corrupt_acpi_table"});
+    ObjectReader reader(doc.at("debug"), "debug",
+                        {"interrupt_generator", "synic_echo", "root_partition_fault", "corrupt_acpi_table", "disk_fault"});
     debug.interrupt_generator = reader.boolean("interrupt_generator").value_or(false);
     debug.synic_echo = reader.boolean("synic_echo").value_or(false);
     if (auto fault = reader.choice<RootPartitionFault>("root_partition_fault",
@@ -476,6 +503,7 @@ DebugConfig parse_debug(const json& doc) {
         }
         debug.corrupt_acpi_table = *table;
     }
+    if (reader.has("disk_fault")) debug.disk_fault = parse_disk_fault(reader.at("disk_fault"), disks);
     return debug;
 }
 
@@ -607,7 +635,7 @@ VmConfig parse_config(const std::string& json_text, const fs::path& config_dir,
     config.numa = parse_numa(doc, config.machine);
     config.vmbus = parse_vmbus(doc);
     config.kvp = parse_kvp(doc);
-    config.debug = parse_debug(doc);
+    config.debug = parse_debug(doc, config.disks);
     return config;
 }
 

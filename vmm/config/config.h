@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include "storage/io/disk_fault.h"
+
 namespace hvkvm::vmm {
 
 enum class CpuMode { kAuto, kPvm, kClassic };
@@ -83,6 +85,12 @@ struct VmbusConfig {
 
 enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };
 
+// A host I/O fault injected on one disk (a test facility, docs/config.md "debug.disk_fault").
+struct DiskFaultConfig {
+    std::string disk;  // a disks[].id
+    storage::DiskFault fault;
+};
+
 // The ACPI tables the VMM writes, by signature ("RSD PTR " is the RSDP).
 inline const std::vector<std::string> kAcpiTableSignatures = {"RSD PTR ", "XSDT", "APIC", "SRAT", "SLIT"};
 
@@ -92,6 +100,7 @@ struct DebugConfig {
     bool synic_echo = false;           // abi/synic.h: in-guest tests receive SynIC messages and events
     // Make the root partition misbehave once it is ready (tests of the VMM's handling).
     RootPartitionFault root_partition_fault = RootPartitionFault::kNone;
+    std::optional<DiskFaultConfig> disk_fault;
     // Non-empty: the VMM spoils this ACPI table's checksum after writing it, to test the guest's
     // refusal of malformed tables (it must panic naming the table).
     std::string corrupt_acpi_table;

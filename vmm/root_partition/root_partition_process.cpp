@@ -104,9 +104,19 @@ void RootPartitionProcess::send_hello() {
         std::chrono::duration_cast<std::chrono::nanoseconds>(services_.hypervisor.reference_origin().time_since_epoch()).count());
     for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)
         hello.regions[i] = {regions[i].gpa, regions[i].size, regions[i].memfd_offset, regions[i].node, 0};
+    hello.disk_count = static_cast<uint32_t>(services_.disks.size());
     const int fds[] = {services_.memory.memfd(), services_.synic.shared_state_memfd(), guest_messages_root_end_.get()};
     link_->send(MessageType::kHello, hello, fds);
     guest_messages_root_end_.reset();  // the root holds it now
+    for (const RootPartitionDisk& disk : services_.disks) {
+        link::Disk message{};
+        std::snprintf(message.id, sizeof message.id, "%s", disk.id.c_str());
+        message.size_bytes = disk.size_bytes;
+        message.flags = (disk.read_only ? link::kDiskReadOnly : 0) | (disk.direct ? link::kDiskDirect : 0);
+        message.fault = disk.fault;
+        const int disk_fd[] = {disk.fd};
+        link_->send(MessageType::kDisk, message, disk_fd);
+    }
 }
 
 RootPartitionProcess::~RootPartitionProcess() {

@@ -22,6 +22,7 @@
 #include "kvm/unique_fd.h"
 #include "link/link_socket.h"
 #include "log/guest_log_printer.h"
+#include "storage/io/disk_fault.h"
 
 namespace hvkvm::vmm {
 
@@ -30,6 +31,17 @@ class Hypervisor;
 class Synic;
 class Vm;
 
+// A vmbus disk for the root partition's storvsp (LUN = position). The descriptor stays the
+// VMM's: the root gets a duplicate over the link.
+struct RootPartitionDisk {
+    std::string id;
+    int fd;
+    uint64_t size_bytes;
+    bool read_only;
+    bool direct;
+    storage::DiskFault fault;
+};
+
 struct RootPartitionServices {
     GuestMemory& memory;
     Synic& synic;
@@ -37,6 +49,7 @@ struct RootPartitionServices {
     Vm& vm;
     uint32_t vcpu_count;
     std::map<std::string, std::string> kvp_presets;  // config `kvp`: handed over once it is ready
+    std::vector<RootPartitionDisk> disks = {};
 };
 
 // What the root partition last said about the guest's heartbeat (link kHeartbeat).
@@ -66,7 +79,7 @@ public:
     // joins the link thread.
     ~RootPartitionProcess();
 
-    // Starts the process and hands it the partition, without waiting: the guest's first VMBus
+    // Starts the process and hands it the partition and the disks, without waiting: the guest's first VMBus
     // messages wait in the socket until it serves them, so the VM boots meanwhile. Throws
     // HostError if the binary is missing or cannot be started; a process that fails or does not
     // report ready within kReadyTimeout is reported through `on_failure` like any later failure.

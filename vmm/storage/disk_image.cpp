@@ -59,6 +59,19 @@ DiskImage open_disk_image(const DiskConfig& disk, const std::string& key_path) {
     return DiskImage{disk, std::move(fd), size};
 }
 
+std::vector<DiskImage> take_disks(std::vector<DiskImage>& disks, DiskBus bus) {
+    std::vector<DiskImage> taken;
+    for (auto disk = disks.begin(); disk != disks.end();) {
+        if (disk->config.bus != bus) {
+            ++disk;
+            continue;
+        }
+        taken.push_back(std::move(*disk));
+        disk = disks.erase(disk);
+    }
+    return taken;
+}
+
 std::vector<DiskImage> open_disk_images(const std::vector<DiskConfig>& disks) {
     std::vector<DiskImage> images;
     for (size_t i = 0; i < disks.size(); ++i) images.push_back(open_disk_image(disks[i], fmt::format("disks[{}]", i)));

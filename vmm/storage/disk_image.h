@@ -33,4 +33,7 @@ std::vector<DiskImage> open_disk_images(const std::vector<DiskConfig>& disks);
 
 DiskImage open_disk_image(const DiskConfig& disk, const std::string& key_path);
 
+// Moves the disks on `bus` out of `disks` (in config order): how a device takes its own.
+std::vector<DiskImage> take_disks(std::vector<DiskImage>& disks, DiskBus bus);
+
 }  // namespace hvkvm::vmm
