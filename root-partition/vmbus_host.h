@@ -8,13 +8,16 @@
 #include <memory>
 #include <vector>
 
+#include "event_loop.h"
 #include "partition_link.h"
 #include "vmbus/channel/channel_server.h"
 #include "vsp.h"
 
 namespace hvkvm::root {
 
-class VmbusHost final : private vmbus::channel::ServerTransport, private vmbus::channel::GpadlStorage {
+class VmbusHost final : private vmbus::channel::ServerTransport,
+                        private vmbus::channel::GpadlStorage,
+                        private OfferControl {
 public:
     VmbusHost(VspServices& services, PartitionLink& link);
     ~VmbusHost();
@@ -34,12 +37,24 @@ private:
     void send(const vmbus::protocol::MessageBuffer& message) override;
     uint64_t* allocate(uint32_t words) override;
     void release(uint64_t* words, uint32_t count) override;
+    void rescind_and_offer_again(const Vsp& vsp) override;
+    void rescind_requested();
+    void offer_released_again();
     void report_offers();
+
+    // One per VSP, in the order offered.
+    struct Offer {
+        vmbus::channel::OfferId id = 0;
+        uint32_t reported_relid = 0;     // the relid the VMM was told is offered (0: none yet)
+        bool rescind_requested = false;  // by the VSP, not done yet
+        bool awaiting_release = false;   // rescinded: offered again once the guest releases the relid
+    };
 
     PartitionLink& link_;
     vmbus::channel::ChannelServer server_;
     std::vector<std::unique_ptr<Vsp>> vsps_;
-    std::vector<vmbus::channel::OfferId> offer_ids_;
+    std::vector<Offer> offers_;
+    EventLoop::Timer rescinds_;  // runs requested rescinds after the event that asked for them
     uint64_t gpadl_words_ = 0;  // allocated for GPADLs now, bounded by the server's limits
 };
 

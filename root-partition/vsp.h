@@ -23,6 +23,19 @@
 
 namespace hvkvm::root {
 
+class Vsp;
+
+// What a VSP may ask of the VMBus host that offers it.
+class OfferControl {
+public:
+    // Rescinds the VSP's offer (RESCIND_CHANNELOFFER; its channel is closed) once the event being
+    // handled is done, and offers it again once the guest has released the relid.
+    virtual void rescind_and_offer_again(const Vsp& vsp) = 0;
+
+protected:
+    ~OfferControl() = default;
+};
+
 // What a VSP's channel is served with (owned by the VMBus host, outliving every VSP).
 struct VspServices {
     EventLoop& loop;
@@ -30,6 +43,7 @@ struct VspServices {
     GuestSignals& signals;
     PartitionLink& link;
     uint32_t event_connection_id_base;
+    OfferControl* offers = nullptr;  // the VMBus host, which sets it and the connection id base
 };
 
 // One ring as the host sees it: control page and data pages, each translated from a PFN.
@@ -77,6 +91,8 @@ protected:
     vmbus::ring::RingReader& incoming() { return incoming_; }
     vmbus::ring::RingWriter& outgoing() { return outgoing_; }
     void signal_guest();
+    // The guest asked for its channel to go and come back (a test of its driver model).
+    void rescind_and_offer_again() { services_.offers->rescind_and_offer_again(*this); }
     // The channel's rings broke (a corrupt index or packet from the guest): close it for good.
     void fail(const char* why);
     VspServices& services() { return services_; }

@@ -26,7 +26,8 @@ public:
           shutdown_timeout_ms_(context.config.vmbus.shutdown_timeout_ms),
           root_(std::make_unique<vmm::RootPartitionProcess>(
               vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
-                                         context.config.machine.vcpus, context.config.kvp},
+                                         context.config.machine.vcpus, context.config.kvp,
+                                         context.config.vmbus.poll_window_us},
               [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
 
     std::string_view name() const override { return "vmbus"; }

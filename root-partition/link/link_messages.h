@@ -56,6 +56,7 @@ struct Header {
 static_assert(sizeof(Header) == 8);
 
 inline constexpr uint32_t kMaxRegions = 64;
+inline constexpr uint32_t kMaxPollWindowUs = 1000;  // the event loop serves every channel: bounded
 inline constexpr uint32_t kMaxFds = 4;
 
 struct Region {
@@ -74,10 +75,12 @@ struct Hello {
     uint64_t ram_bytes;
     // CLOCK_MONOTONIC, in ns, at which the partition's reference time (TIME_REF_COUNT) was 0.
     uint64_t reference_origin_ns;
+    uint32_t poll_window_us;  // config vmbus.poll_window_us, at most kMaxPollWindowUs
+    uint32_t reserved;
     Region regions[kMaxRegions];
 };
 static_assert(offsetof(Hello, ram_bytes) == 8 && offsetof(Hello, reference_origin_ns) == 16 &&
-              offsetof(Hello, regions) == 24);
+              offsetof(Hello, poll_window_us) == 24 && offsetof(Hello, regions) == 32);
 inline constexpr uint32_t kHelloFdCount = 3;
 
 // kReady: what the root could establish about itself, for the VMM's log and tests.

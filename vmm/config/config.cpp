@@ -415,10 +415,13 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
 VmbusConfig parse_vmbus(const json& doc) {
     VmbusConfig vmbus;
     if (!doc.contains("vmbus")) return vmbus;
-    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms"});
+    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms", "poll_window_us"});
     vmbus.enabled = reader.boolean("enabled").value_or(true);
     if (auto timeout = reader.integer("shutdown_timeout_ms", 0, 600'000))
         vmbus.shutdown_timeout_ms = static_cast<uint32_t>(*timeout);
+    // The root partition's event loop serves every channel: a window stalls the others that long.
+    if (auto window = reader.integer("poll_window_us", 0, kMaxPollWindowUs))
+        vmbus.poll_window_us = static_cast<uint32_t>(*window);
     return vmbus;
 }
 

@@ -10,12 +10,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "hvkvm/abi/hypercall.h"
 #include "hvkvm/abi/synic.h"
+#include "config/config.h"
 #include "hypercalls/hypervisor.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
@@ -100,6 +102,8 @@ void RootPartitionProcess::send_hello() {
     const auto& regions = services_.memory.regions();
     hello.region_count = static_cast<uint32_t>(regions.size());
     hello.ram_bytes = services_.memory.size();
+    static_assert(kMaxPollWindowUs == link::kMaxPollWindowUs);
+    hello.poll_window_us = services_.poll_window_us;
     hello.reference_origin_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(services_.hypervisor.reference_origin().time_since_epoch()).count());
     for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)

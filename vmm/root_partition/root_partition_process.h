@@ -37,6 +37,7 @@ struct RootPartitionServices {
     Vm& vm;
     uint32_t vcpu_count;
     std::map<std::string, std::string> kvp_presets;  // config `kvp`: handed over once it is ready
+    uint32_t poll_window_us;                          // config `vmbus.poll_window_us`
 };
 
 // What the root partition last said about the guest's heartbeat (link kHeartbeat).
