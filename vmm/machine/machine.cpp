@@ -138,16 +138,18 @@ void Machine::wait_for_stop(const StopSignals& signals) {
     }
 }
 
-// SIGTERM asks the guest to shut down in order (once; a second SIGTERM, or SIGINT, stops it at
-// once); without a shutdown service the VM stops at once with 128 + the signal.
+// SIGTERM and SIGINT (Ctrl-C) ask the guest to shut down in order, as Hyper-V's Stop-VM does: a
+// guest that stops in time ends the run with its own status (0). A second signal while it shuts
+// down, or a guest without the shutdown service, stops the VM at once with 128 + the signal.
 void Machine::on_stop_signal(int signal) {
     bool in_progress;
     {
         std::lock_guard lock(shutdown_mutex_);
         in_progress = shutdown_deadline_.has_value();
     }
-    if (signal == SIGTERM && !in_progress && begin_orderly_shutdown(signal)) {
-        spdlog::info("SIGTERM received: asked the guest to shut down (stopping it in {} ms otherwise)", shutdown_timeout_ms_);
+    if (!in_progress && begin_orderly_shutdown(signal)) {
+        spdlog::info("SIG{} received: asked the guest to shut down (stopping it in {} ms otherwise, or at once on a second "
+                     "signal)", ::sigabbrev_np(signal), shutdown_timeout_ms_);
         return;
     }
     spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(signal));

@@ -345,8 +345,26 @@ void RootPartitionProcess::serve_sint_eventfd(const link::SintEventfd& request) 
 void RootPartitionProcess::note_channel(const link::ChannelState& state) {
     Channel channel{state.relid, state.phase, state.target_vp,
                     std::string(state.name, ::strnlen(state.name, sizeof state.name))};
-    std::lock_guard lock(mutex_);
-    channels_[state.relid] = std::move(channel);
+    std::string guest_up;
+    {
+        std::lock_guard lock(mutex_);
+        channels_[state.relid] = std::move(channel);
+        guest_up = guest_up_line_locked();
+    }
+    if (!guest_up.empty()) spdlog::info("{}", guest_up);
+}
+
+// The console's sign that the guest is up (issue 9: the default run shows the offered channels
+// and a heartbeat), once: when the heartbeat has been answered and the guest has opened every
+// channel offered to it — or, for a guest that leaves some unopened, at its third answer.
+std::string RootPartitionProcess::guest_up_line_locked() {
+    if (guest_up_announced_ || !heartbeat_.seen) return {};
+    const bool all_open = std::all_of(channels_.begin(), channels_.end(),
+                                      [](const auto& entry) { return entry.second.phase == link::ChannelPhase::kOpen; });
+    if (!all_open && heartbeat_.beats < 3) return {};
+    guest_up_announced_ = true;
+    return fmt::format("the guest is up: heartbeat answered (sequence {}); VMBus channels: {}", heartbeat_.sequence,
+                       channels_summary());
 }
 
 // Under mutex_ (from handle()): the config's pairs, once, as the root partition becomes ready.
@@ -361,9 +379,11 @@ void RootPartitionProcess::send_kvp_presets() {
     }
 }
 
-// One warning when the guest stops answering, one when it answers again.
+// The guest-up line (above) once it answers, one warning when it stops answering, one when it
+// answers again.
 void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
     const double silent_s = static_cast<double>(event.silent_ms) / 1000.0;
+    std::string guest_up;
     {
         std::lock_guard lock(mutex_);
         heartbeat_.sequence = event.sequence;
@@ -376,7 +396,9 @@ void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
             heartbeat_.seen = true;
             heartbeat_.last_beat = std::chrono::steady_clock::now();
         }
+        guest_up = guest_up_line_locked();
     }
+    if (!guest_up.empty()) spdlog::info("{}", guest_up);
     if (event.kind == link::HeartbeatEventKind::kLost)
         spdlog::warn("the guest's heartbeat stopped: no answer for {:.1f} s (last sequence {})", silent_s, event.sequence);
     else if (event.kind == link::HeartbeatEventKind::kResumed)

@@ -103,9 +103,10 @@ private:
     void serve_sint_eventfd(const root::link::SintEventfd& request);
     void note_channel(const root::link::ChannelState& state);
     void note_heartbeat(const root::link::Heartbeat& event);
+    std::string guest_up_line_locked();
     void send_kvp_presets();
     void fail(std::string what);
-    std::string channels_summary() const;
+    std::string channels_summary() const;  // under mutex_
     std::string reap_status();
 
     RootPartitionServices services_;
@@ -129,6 +130,7 @@ private:
     std::condition_variable control_answered_;
     uint64_t refused_posts_ = 0;
     HeartbeatStatus heartbeat_;
+    bool guest_up_announced_ = false;
     GuestLogPrinter guest_log_;  // thread-safe itself
     std::atomic<bool> stopping_{false};
 };
