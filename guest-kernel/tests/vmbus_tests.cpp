@@ -219,10 +219,10 @@ KTEST(vmbus, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
            busy.messages, interrupts, signals, signals / busy.messages, signals * 100 / busy.messages % 100, slept);
     KEXPECT(interrupts <= slept + races);       // the host never interrupts a polling reader
     KEXPECT(interrupts * 100 <= busy.messages);  // at most 1 in 100; the target is 0
-    // The root's echo VSP polls its ring for vmbus.poll_window_us after each answer, so the next
-    // request finds it masked: no signal (KVM exit) unless a vCPU or the root was descheduled for
-    // longer than the window. Without the window it is one per message.
-    KEXPECT(signals * 100 <= busy.messages);
+    // The signals (KVM exits) are printed, not asserted: the root's echo VSP polls for the next
+    // request (vmbus.poll_window_us), which removes them only while the host runs the root and
+    // this vCPU on different CPUs (docs/vmbus.md, "Busy queue depth 1"); tests/bench/vmbus_echo.sh
+    // measures both placements, and ic-vsp-tests the window itself.
 
     // Idle: every completion finds the reader asleep, interrupt enabled: one interrupt each.
     test::ArmedExchange exchange;

@@ -23,7 +23,8 @@ nlohmann::json EchoVsp::describe() const {
             {"control_requests", control_requests_},
             {"poll_window_us", std::chrono::duration_cast<std::chrono::microseconds>(poll_.length()).count()},
             {"poll_hits", poll_.hits()},
-            {"poll_misses", poll_.misses()}};
+            {"poll_misses", poll_.misses()},
+            {"poll_skipped", poll_.skipped()}};
 }
 
 void EchoVsp::on_guest_signal() {
@@ -59,9 +60,9 @@ bool EchoVsp::on_open(const vmbus::channel::OpenRequest&) {
 // reads it).
 void EchoVsp::on_close() {
     if (echoed_ == 0) return;
-    spdlog::info("echo: channel closed after {} packets echoed; poll window {} µs: {} hits, {} misses", echoed_,
-                 std::chrono::duration_cast<std::chrono::microseconds>(poll_.length()).count(), poll_.hits(),
-                 poll_.misses());
+    spdlog::info("echo: channel closed after {} packets echoed; poll window {} µs: {} hits, {} misses, {} skipped",
+                 echoed_, std::chrono::duration_cast<std::chrono::microseconds>(poll_.length()).count(), poll_.hits(),
+                 poll_.misses(), poll_.skipped());
 }
 
 void EchoVsp::take_control_request(const vmbus::ring::IncomingPacket& packet) {

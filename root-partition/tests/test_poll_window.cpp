@@ -1,8 +1,10 @@
 // The VSPs' poll window (poll_window.h): a packet published before or during the window is a hit,
 // found without waiting for the window to end; an empty ring is a miss after the window's length
-// and no longer (so an idle channel stops spending CPU); a zero window looks exactly once.
+// and no longer (so an idle channel stops spending CPU); a zero window looks exactly once; misses
+// back off (the next 4, 8, ... 256 drains look once) until a window hits.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -13,6 +15,7 @@
 #include "vmbus/tests/ring_fixture.h"
 
 using hvkvm::root::PollWindow;
+using hvkvm::vmbus::ring::IncomingPacket;
 using hvkvm::vmbus::ring::RingError;
 using hvkvm::vmbus::ring::RingReader;
 using hvkvm::vmbus::ring::RingWriter;
@@ -74,8 +77,39 @@ TEST_CASE("poll window: a zero window looks once", "[poll-window]") {
     CHECK_FALSE(window.wait_for_data(ring.reader));
     ring.publish_one();
     CHECK(window.wait_for_data(ring.reader));
+    CHECK(window.skipped() == 2);
+    CHECK(window.hits() + window.misses() == 0);
+}
+
+TEST_CASE("poll window: misses back off 4, 8, ... 256 drains, and a hit ends the backoff", "[poll-window]") {
+    Ring ring;
+    PollWindow window(2ms);
+    auto looks_once = [&] {  // a skipped drain: no window, however long the window is
+        bool hit = true;
+        CHECK(time_of([&] { hit = window.wait_for_data(ring.reader); }) < 1s);
+        CHECK_FALSE(hit);
+    };
+    uint32_t expected_backoff = PollWindow::kFirstBackoff;
+    uint64_t skipped = 0;
+    for (uint32_t miss = 1; miss <= 8; ++miss) {
+        CHECK(time_of([&] { CHECK_FALSE(window.wait_for_data(ring.reader)); }) >= 2ms);  // a window, missed
+        CHECK(window.misses() == miss);
+        for (uint32_t i = 0; i < expected_backoff; ++i) looks_once();
+        skipped += expected_backoff;
+        CHECK(window.skipped() == skipped);
+        expected_backoff = std::min(expected_backoff * 2, PollWindow::kMaxBackoff);
+    }
+    CHECK(expected_backoff == PollWindow::kMaxBackoff);  // 4 ... 256, then it stays at 256
+    // The next drain probes with a window; data there is a hit, and the one after polls again.
+    ring.publish_one();
+    CHECK(window.wait_for_data(ring.reader));
     CHECK(window.hits() == 1);
-    CHECK(window.misses() == 1);
+    IncomingPacket packet;
+    REQUIRE(ring.reader.next(packet) == RingError::kOk);
+    ring.reader.release();
+    CHECK(time_of([&] { CHECK_FALSE(window.wait_for_data(ring.reader)); }) >= 2ms);
+    CHECK(window.misses() == 9);
+    CHECK(window.skipped() == skipped);
 }
 
 TEST_CASE("poll window: a packet published during the window ends it early, with no signal owed", "[poll-window]") {
