@@ -83,6 +83,9 @@ struct VmbusConfig {
     // How long a VSP that polls (the echo VSP) keeps polling its ring after a drain before it
     // sleeps (root-partition/poll_window.h): a guest's next request within it costs no exit.
     uint32_t poll_window_us = 50;
+    // Host CPUs the root-partition process runs on (sched_setaffinity), as Hyper-V's root has its
+    // own processors; empty: wherever the host scheduler puts it.
+    std::vector<uint32_t> root_cpus;
 };
 
 enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -13,6 +14,7 @@
 #include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "hvkvm/abi/hypercall.h"
@@ -94,6 +96,18 @@ void RootPartitionProcess::spawn(const std::filesystem::path& binary) {
     if (error != 0) throw HostError(error, fmt::format("cannot start the root partition {}", path));
     pidfd_ = open_pidfd(pid_);
     link_.emplace(std::move(ours));
+    place_on_root_cpus();
+}
+
+// Before it has been sent anything to serve, so that it serves only from its CPUs.
+void RootPartitionProcess::place_on_root_cpus() {
+    if (services_.root_cpus.empty()) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (uint32_t cpu : services_.root_cpus) CPU_SET(cpu, &set);
+    if (::sched_setaffinity(pid_, sizeof set, &set) != 0)
+        throw HostError(errno, fmt::format("cannot place the root partition on host CPUs {} (vmbus.root_cpus): {}",
+                                           fmt::join(services_.root_cpus, ","), std::strerror(errno)));
 }
 
 void RootPartitionProcess::send_hello() {

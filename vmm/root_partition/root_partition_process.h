@@ -38,6 +38,7 @@ struct RootPartitionServices {
     uint32_t vcpu_count;
     std::map<std::string, std::string> kvp_presets;  // config `kvp`: handed over once it is ready
     uint32_t poll_window_us;                          // config `vmbus.poll_window_us`
+    std::vector<uint32_t> root_cpus;                  // config `vmbus.root_cpus` (empty: anywhere)
 };
 
 // What the root partition last said about the guest's heartbeat (link kHeartbeat).
@@ -103,6 +104,7 @@ private:
     void serve_sint_eventfd(const root::link::SintEventfd& request);
     void note_channel(const root::link::ChannelState& state);
     void note_heartbeat(const root::link::Heartbeat& event);
+    void place_on_root_cpus();
     std::string guest_up_line_locked();
     void send_kvp_presets();
     void fail(std::string what);
