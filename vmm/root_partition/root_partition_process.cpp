@@ -106,8 +106,8 @@ void RootPartitionProcess::place_on_root_cpus() {
     CPU_ZERO(&set);
     for (uint32_t cpu : services_.root_cpus) CPU_SET(cpu, &set);
     if (::sched_setaffinity(pid_, sizeof set, &set) != 0)
-        throw HostError(errno, fmt::format("cannot place the root partition on host CPUs {} (vmbus.root_cpus): {}",
-                                           fmt::join(services_.root_cpus, ","), std::strerror(errno)));
+        throw HostError(errno, fmt::format("cannot place the root partition on host CPUs {} (vmbus.root_cpus)",
+                                           fmt::join(services_.root_cpus, ",")));
 }
 
 void RootPartitionProcess::send_hello() {
