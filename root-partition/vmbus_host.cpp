@@ -9,7 +9,9 @@ namespace hvkvm::root {
 using vmbus::channel::ServerError;
 
 VmbusHost::VmbusHost(VspServices& services, PartitionLink& link)
-    : link_(link), server_(*this, *this, vmbus::channel::ServerConfig{}), rescinds_(services.loop, [this] { rescind_requested(); }) {
+    : link_(link),
+      server_(*this, *this, vmbus::channel::ServerConfig{}),
+      rescinds_(services.loop, [this] { carry_out_rescinds(); }) {
     services.event_connection_id_base = vmbus::channel::ServerConfig{}.event_connection_id_base;
     services.offers = this;
 }
@@ -40,7 +42,7 @@ void VmbusHost::rescind_and_offer_again(const Vsp& vsp) {
     rescinds_.arm_at(EventLoop::Clock::now());
 }
 
-void VmbusHost::rescind_requested() {
+void VmbusHost::carry_out_rescinds() {
     for (size_t i = 0; i < vsps_.size(); ++i) {
         Offer& offer = offers_[i];
         if (!offer.rescind_requested) continue;

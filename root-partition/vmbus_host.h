@@ -38,7 +38,7 @@ private:
     uint64_t* allocate(uint32_t words) override;
     void release(uint64_t* words, uint32_t count) override;
     void rescind_and_offer_again(const Vsp& vsp) override;
-    void rescind_requested();
+    void carry_out_rescinds();
     void offer_released_again();
     void report_offers();
 

@@ -1,7 +1,5 @@
 #include "services/echo_vsp.h"
 
-#include <cstring>
-
 #include <spdlog/spdlog.h>
 
 #include "vmbus/services/echo.h"

@@ -9,8 +9,8 @@
 #
 # Rows: the four cases with the default config (the host scheduler places hvkvm-root, poll window
 # vmbus.poll_window_us = 50 µs), then qd1-busy twice more: with no window (0 µs: the VSP unmasks
-# after every drain, as before the window existed), and with the root on a CPU of its own (the
-# VMM pinned to the first CPU by taskset, the root to the second by vmbus.root_cpus; skipped on a
+# after every drain, as before the window existed), and with the root on a CPU of its own
+# (vmbus.root_cpus=[1]: the root runs there and the VMM keeps the vCPU threads off it; skipped on a
 # one-CPU host).
 #   busy-64 / busy-4k: messages/s, 64 B and 4 KiB, up to 256 / 32 requests in flight, batched;
 #   qd1-busy / qd1-idle: round trip p50 / p99 at queue depth 1 (busy: the guest polls for the
@@ -39,21 +39,21 @@ for file in "$vmm" "$kernel" "$(dirname "$vmm")/hvkvm-root" "$config"; do
     [ -f "$file" ] || { echo "vmbus_echo.sh: $file is missing (build the tree first; run from the source folder)" >&2; exit 2; }
 done
 
-# label|case|extra vmm options|command prefix
-rows=("busy-64|busy-64||" "busy-4k|busy-4k||" "qd1-busy|qd1-busy||" "qd1-idle|qd1-idle||"
-      "qd1-busy,no-window|qd1-busy|--set vmbus.poll_window_us=0|")
+# label|case|extra vmm options
+rows=("busy-64|busy-64|" "busy-4k|busy-4k|" "qd1-busy|qd1-busy|" "qd1-idle|qd1-idle|"
+      "qd1-busy,no-window|qd1-busy|--set vmbus.poll_window_us=0")
 if [ "$(nproc)" -ge 2 ]; then
-    rows+=("qd1-busy,root-own-cpu|qd1-busy|--set vmbus.root_cpus=[1]|taskset -c 0")
+    rows+=("qd1-busy,root-own-cpu|qd1-busy|--set vmbus.root_cpus=[1]")
 else
     echo "vmbus_echo.sh: one host CPU: the root-on-its-own-CPU row is skipped" >&2
 fi
 
 out=$(mktemp) err=$(mktemp) samples=$(mktemp)
 trap 'rm -f "$out" "$err" "$samples"' EXIT
-boot() {  # boot CMDLINE [PREFIX] [OPTIONS...]: console in $out, the VMM's and root's log and report in $err
-    local cmdline=$1 prefix=$2
-    shift 2
-    $prefix "$vmm" run "$config" --set kernel.path="$kernel" --set machine.vcpus="$vcpus" --set "kernel.cmdline=$cmdline" \
+boot() {  # boot CMDLINE [OPTIONS...]: console in $out, the VMM's and root's log and report in $err
+    local cmdline=$1
+    shift
+    "$vmm" run "$config" --set kernel.path="$kernel" --set machine.vcpus="$vcpus" --set "kernel.cmdline=$cmdline" \
         "$@" >"$out" 2>"$err" || { echo "vmbus_echo.sh: the boot with \"$cmdline\" failed:" >&2; cat "$out" "$err" >&2; exit 1; }
 }
 kvm_exits() { grep -A3 'KVM counters (KVM_GET_STATS_FD), all vCPUs' "$err" | grep -oE '(^| )exits=[0-9]+' | head -1 | grep -oE '[0-9]+'; }
@@ -65,12 +65,12 @@ echo "bench vmbus_echo: $repeat boot(s) per row, $vcpus vCPU(s), $(nproc) host C
 printf '%-3s %-22s %10s %7s %7s %8s %8s %9s %20s %9s\n' run row "msgs/s" "p50 µs" "p99 µs" "sig/msg" "int/msg" \
     "exits/msg" "poll hit/miss/skip" messages
 for run in $(seq "$repeat"); do
-    boot "" ""
+    boot ""
     base=$(kvm_exits)
     for row in "${rows[@]}"; do
-        IFS='|' read -r label case options prefix <<<"$row"
+        IFS='|' read -r label case options <<<"$row"
         # shellcheck disable=SC2086 # options are words
-        boot "bench=vmbus_echo vmbus_echo_only=$case" "$prefix" $options
+        boot "bench=vmbus_echo vmbus_echo_only=$case" $options
         line=$(grep -E "^$case " "$out") || { echo "vmbus_echo.sh: no result for $label:" >&2; cat "$out" "$err" >&2; exit 1; }
         read -r hits misses skipped <<<"$(poll_counts)"
         # Throughput lines: case payload B window rate [min - max] signals interrupts messages;

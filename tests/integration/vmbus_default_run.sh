@@ -63,6 +63,8 @@ expect "channels: echo \(relid 1, closed\), .*guest-log \(relid 6, closed\); hea
 # In order: asked, then the guest's own shutdown, then the VM's end (the guest closed its channels).
 order=$(grep -nE "SIG$signal received|^guest shutdown: requested|guest reported success" "$log" | cut -d: -f1 | tr '\n' ' ')
 sorted=$(tr ' ' '\n' <<<"$order" | grep . | sort -n | tr '\n' ' ')
-[ "$order" = "$sorted" ] && [ "$(wc -w <<<"$order")" = 3 ] || fail "the shutdown lines are missing or out of order (lines $order)"
+if [ "$order" != "$sorted" ] || [ "$(wc -w <<<"$order")" != 3 ]; then
+    fail "the shutdown lines are missing or out of order (lines $order)"
+fi
 [ "$failed" = 0 ] && echo "PASS"
 exit "$failed"

@@ -83,6 +83,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
     const HypervisorLeaves leaves{enlightenments.spinlock ? enlightenments.spin_count : abi::hv::kSpinCountNeverNotify,
                                   abi::kMaxVcpus, host_cpus > 0 ? static_cast<uint32_t>(host_cpus) : 0};
     Hypervisor& hypervisor = partition_.hypervisor();
+    const std::vector<uint32_t> root_cpus = spec.config.vmbus.enabled ? spec.config.vmbus.root_cpus : std::vector<uint32_t>{};
     for (uint32_t index = 0; index < count; ++index) {
         Vcpu vcpu = partition_.vm().create_vcpu(index);
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
@@ -90,7 +91,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
         vcpus_.push_back(std::make_unique<VcpuThread>(
             std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_},
-            vcpu_host_node(spec.config.numa, index)));
+            vcpu_host_node(spec.config.numa, index), root_cpus));
     }
 }
 
