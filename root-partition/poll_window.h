@@ -6,7 +6,9 @@
 // costs nothing.
 //
 // A window that ends empty (a miss) backs off: the next `backoff` drains look once instead of
-// polling, and each further miss doubles the backoff (up to kMaxBackoff drains); a hit ends it.
+// polling, 1 after the first miss, and each further miss doubles it (up to kMaxBackoff drains); a
+// hit ends it. Each skipped drain of a busy stream costs the guest a signal, so the first backoff
+// is short: a stream that merely paused (a descheduled vCPU) polls again at once.
 // Two reasons. The end of every burst is a miss, and a channel with sparse traffic should not pay a
 // window per message. And when the host scheduler runs this process on the CPU of the vCPU that
 // sends the requests — it wakes us there when the guest signals — polling cannot hit at all: the
@@ -26,7 +28,7 @@ namespace hvkvm::root {
 class PollWindow {
 public:
     using Clock = std::chrono::steady_clock;
-    static constexpr uint32_t kFirstBackoff = 4;
+    static constexpr uint32_t kFirstBackoff = 1;
     static constexpr uint32_t kMaxBackoff = 256;
 
     explicit PollWindow(std::chrono::nanoseconds length) : length_(length) {}

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
 #
-#   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--status N] [--expect REGEX]... [--reject REGEX]...
+#   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--needs-cpus N] [--status N] [--expect REGEX]... [--reject REGEX]...
 #              [--expect-count MIN MAX REGEX]... [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
 #              [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
 #
@@ -13,12 +13,13 @@
 # none usable.
 set -u
 vmm=$1; shift
-needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
+needs_kvm=0 needs_pvm=0 needs_cpus=1 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
 expects=() rejects=() file_checks=() counts=()
 while [ $# -gt 0 ]; do
     case $1 in
         --needs-kvm) needs_kvm=1; shift ;;
         --needs-pvm) needs_kvm=1; needs_pvm=1; shift ;;
+        --needs-cpus) needs_cpus=$2; shift 2 ;;
         --status) status=$2; shift 2 ;;
         --expect) expects+=("$2"); shift 2 ;;
         --reject) rejects+=("$2"); shift 2 ;;
@@ -33,6 +34,11 @@ done
 
 if [ "$needs_kvm" = 1 ] && ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
     echo "SKIPPED: this test boots a VM and needs read/write access to /dev/kvm, which this machine lacks"
+    exit 77
+fi
+
+if [ "$(nproc)" -lt "$needs_cpus" ]; then
+    echo "SKIPPED: this test needs $needs_cpus host CPUs and this machine has $(nproc)"
     exit 77
 fi
 
