@@ -3,7 +3,9 @@
 #
 #   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--needs-cpus N] [--status N] [--expect REGEX]... [--reject REGEX]...
 #              [--expect-count MIN MAX REGEX]... [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
-#              [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
+#              [--signal-again AFTER_SECONDS] [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
+#
+# --signal-again sends the --signal a second time that long after the first.
 #
 # --kill-root sends SIG to vmm's root-partition process (hvkvm-root) after the delay.
 #
@@ -13,7 +15,7 @@
 # none usable.
 set -u
 vmm=$1; shift
-needs_kvm=0 needs_pvm=0 needs_cpus=1 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
+needs_kvm=0 needs_pvm=0 needs_cpus=1 status=0 signal="" signal_after=0 signal_again="" kill_root="" kill_root_after=0
 expects=() rejects=() file_checks=() counts=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
         --expect-file) file_checks+=("$2" "$3"); shift 3 ;;
         --expect-count) counts+=("$2" "$3" "$4"); shift 4 ;;
         --signal) signal=$2; signal_after=$3; shift 3 ;;
+        --signal-again) signal_again=$2; shift 2 ;;
         --kill-root) kill_root=$2; kill_root_after=$3; shift 3 ;;
         --) shift; break ;;
         *) echo "run_vmm.sh: unknown option $1" >&2; exit 2 ;;
@@ -54,6 +57,7 @@ if [ -n "$signal" ]; then
     pid=$!
     sleep "$signal_after"
     kill -s "$signal" "$pid"
+    if [ -n "$signal_again" ]; then sleep "$signal_again"; kill -s "$signal" "$pid"; fi
     wait "$pid"
     actual=$?
 elif [ -n "$kill_root" ]; then
