@@ -101,7 +101,7 @@ int RootPartition::run() {
 
     const auto& synic = *static_cast<const vmm::SynicSharedState*>(synic_state_.get());
     signals_ = std::make_unique<GuestSignals>(*memory_, synic, std::move(sint_fds));
-    services_ = std::make_unique<VspServices>(VspServices{loop_, *memory_, *signals_, *this, 0});
+    services_ = std::make_unique<VspServices>(VspServices{loop_, *memory_, *signals_, *this, 0, nullptr});
     host_ = std::make_unique<VmbusHost>(*services_, *this);
     offer_services();
 
@@ -130,6 +130,9 @@ void RootPartition::attach(link::ReceivedMessage message) {
     if (hello.vcpu_count == 0 || hello.vcpu_count > abi::kMaxVcpus)
         throw vmm::HostError(EPROTO, fmt::format("hello names {} vCPUs", hello.vcpu_count));
     vcpu_count_ = hello.vcpu_count;
+    if (hello.poll_window_us > link::kMaxPollWindowUs)
+        throw vmm::HostError(EPROTO, fmt::format("hello asks for a {} µs poll window", hello.poll_window_us));
+    poll_window_ = std::chrono::microseconds(hello.poll_window_us);
     clocks_.emplace(hello.reference_origin_ns);
     memory_.emplace(vmm::GuestMemory::attach(std::move(message.fds[0]), layout_from(hello)));
     void* synic = ::mmap(nullptr, abi::kPageSize, PROT_READ, MAP_SHARED, message.fds[1].get(), 0);
@@ -166,7 +169,7 @@ std::vector<vmm::UniqueFd> RootPartition::fetch_sint_eventfds() {
 static_assert(link::kGuestLogTextMax == vmbus::services::ic::kGuestLogMaxText);
 
 void RootPartition::offer_services() {
-    host_->add(std::make_unique<EchoVsp>(*services_));
+    host_->add(std::make_unique<EchoVsp>(*services_, poll_window_));
     if (io_engine_) {
         storvsp_ = std::make_unique<Storvsp>(*services_, std::move(disks_), *io_engine_, vcpu_count_);
         host_->add(storvsp_->primary());

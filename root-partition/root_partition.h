@@ -57,6 +57,7 @@ private:
 
     link::LinkSocket link_;
     uint32_t vcpu_count_ = 0;
+    std::chrono::microseconds poll_window_{0};  // the polling VSPs', from the hello
     std::optional<ic::HostClocks> clocks_;  // the time-sync service's, from the hello
     std::optional<vmm::GuestMemory> memory_;
     vmm::Mapping synic_state_;

@@ -11,7 +11,9 @@ namespace hvkvm::root {
 using vmbus::channel::ServerError;
 
 VmbusHost::VmbusHost(VspServices& services, PartitionLink& link)
-    : link_(link), server_(*this, *this, vmbus::channel::ServerConfig{}) {
+    : link_(link),
+      server_(*this, *this, vmbus::channel::ServerConfig{}),
+      rescinds_(services.loop, [this] { carry_out_rescinds(); }) {
     services.event_connection_id_base = vmbus::channel::ServerConfig{}.event_connection_id_base;
     services.offers = this;
 }
@@ -31,7 +33,7 @@ void VmbusHost::add(Vsp& vsp) {
     const ServerError error = server_.add_offer(vsp.offer(), vsp, id);
     if (error != ServerError::kNone)
         throw std::runtime_error(fmt::format("cannot offer {}: {}", vsp.name(), vmbus::channel::server_error_name(error)));
-    offer_ids_.push_back(id);
+    offers_.push_back(Offer{id});
     vsps_.push_back(&vsp);
 }
 
@@ -52,15 +54,57 @@ void VmbusHost::on_guest_message(const void* payload, uint32_t size) {
     const ServerError error = server_.handle_message(payload, size);
     if (error != ServerError::kNone)
         spdlog::debug("VMBus: refused a guest channel message: {}", vmbus::channel::server_error_name(error));
+    offer_released_again();  // and reports the offers
+}
+
+void VmbusHost::rescind_and_offer_again(const Vsp& vsp) {
+    for (size_t i = 0; i < vsps_.size(); ++i)
+        if (vsps_[i] == &vsp && !offers_[i].awaiting_release) offers_[i].rescind_requested = true;
+    rescinds_.arm_at(EventLoop::Clock::now());
+}
+
+void VmbusHost::carry_out_rescinds() {
+    for (size_t i = 0; i < vsps_.size(); ++i) {
+        Offer& offer = offers_[i];
+        if (!offer.rescind_requested) continue;
+        offer.rescind_requested = false;
+        const uint32_t relid = server_.relid_of(offer.id);
+        const ServerError error = server_.rescind(offer.id);
+        if (error != ServerError::kNone) {
+            spdlog::warn("{}: cannot rescind the offer: {}", vsps_[i]->name(), vmbus::channel::server_error_name(error));
+            continue;
+        }
+        offer.awaiting_release = true;
+        offer.reported_relid = 0;
+        if (relid != 0) link_.report_channel(relid, link::ChannelPhase::kRescinded, 0, vsps_[i]->name());
+    }
+    offer_released_again();  // an offer the guest had not been shown is gone at once
+}
+
+// A rescinded offer whose relid the guest released (or that the guest unloaded) is offered again:
+// at once if the guest has asked for offers, else on its next REQUESTOFFERS.
+void VmbusHost::offer_released_again() {
+    for (size_t i = 0; i < vsps_.size(); ++i) {
+        Offer& offer = offers_[i];
+        if (!offer.awaiting_release || server_.relid_of(offer.id) != 0) continue;
+        offer.awaiting_release = false;
+        const ServerError error = server_.add_offer(vsps_[i]->offer(), *vsps_[i], offer.id);
+        if (error != ServerError::kNone)
+            spdlog::warn("{}: cannot offer it again: {}", vsps_[i]->name(), vmbus::channel::server_error_name(error));
+    }
     report_offers();
 }
 
-// Tells the VMM which channels the guest has been shown (relids are assigned when offered).
+// Tells the VMM which channels the guest has been shown (relids are assigned when offered), once
+// per offer (an unload takes the offers back; the next connection is shown them again).
 void VmbusHost::report_offers() {
     for (size_t i = 0; i < vsps_.size(); ++i) {
-        const uint32_t relid = server_.relid_of(offer_ids_[i]);
-        if (relid != 0 && !vsps_[i]->is_open() && relid != vsps_[i]->relid())
-            link_.report_channel(relid, link::ChannelPhase::kOffered, 0, vsps_[i]->name());
+        Offer& offer = offers_[i];
+        const uint32_t relid = server_.relid_of(offer.id);
+        if (relid == 0 || offer.awaiting_release) offer.reported_relid = 0;
+        if (relid == 0 || offer.awaiting_release || relid == offer.reported_relid) continue;
+        offer.reported_relid = relid;
+        if (!vsps_[i]->is_open()) link_.report_channel(relid, link::ChannelPhase::kOffered, 0, vsps_[i]->name());
     }
 }
 
@@ -70,7 +114,7 @@ void VmbusHost::control(const nlohmann::json& request, ControlReply reply) {
         nlohmann::json channels = nlohmann::json::array();
         for (size_t i = 0; i < vsps_.size(); ++i) {
             nlohmann::json channel = {{"name", vsps_[i]->name()},
-                                      {"relid", server_.relid_of(offer_ids_[i])},
+                                      {"relid", server_.relid_of(offers_[i].id)},
                                       {"open", vsps_[i]->is_open()}};
             if (vsps_[i]->is_open()) channel["target_vp"] = vsps_[i]->target_vp();
             if (nlohmann::json service = vsps_[i]->describe(); !service.empty()) channel["service"] = std::move(service);

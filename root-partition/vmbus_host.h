@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "event_loop.h"
 #include "partition_link.h"
 #include "vmbus/channel/channel_server.h"
 #include "vsp.h"
@@ -27,6 +28,8 @@ public:
     void add(Vsp& vsp);
     // ChannelOffers: a sub-channel of an open VSP.
     bool offer_sub_channel(Vsp& channel) override;
+    // ChannelOffers: rescind a VSP's offer and offer it again once the guest released it.
+    void rescind_and_offer_again(const Vsp& vsp) override;
     // A guest message posted to a VMBus message connection (its payload).
     void on_guest_message(const void* payload, uint32_t size);
 
@@ -40,14 +43,25 @@ private:
     void send(const vmbus::protocol::MessageBuffer& message) override;
     uint64_t* allocate(uint32_t words) override;
     void release(uint64_t* words, uint32_t count) override;
+    void carry_out_rescinds();
+    void offer_released_again();
     void report_offers();
+
+    // One per primary VSP, in the order offered.
+    struct Offer {
+        vmbus::channel::OfferId id = 0;
+        uint32_t reported_relid = 0;     // the relid the VMM was told is offered (0: none yet)
+        bool rescind_requested = false;  // by the VSP, not done yet
+        bool awaiting_release = false;   // rescinded: offered again once the guest releases the relid
+    };
 
     PartitionLink& link_;
     vmbus::channel::ChannelServer server_;
     std::vector<std::unique_ptr<Vsp>> owned_;
     std::vector<Vsp*> vsps_;  // primaries, in offer order
-    std::vector<vmbus::channel::OfferId> offer_ids_;
+    std::vector<Offer> offers_;  // one per primary
     std::vector<Vsp*> sub_channels_;  // offered at least once; closed by the server with their primary
+    EventLoop::Timer rescinds_;  // runs requested rescinds after the event that asked for them
     uint64_t gpadl_words_ = 0;  // allocated for GPADLs now, bounded by the server's limits
 };
 

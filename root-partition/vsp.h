@@ -25,14 +25,16 @@ namespace hvkvm::root {
 
 class Vsp;
 
-// How a VSP offers more channels while it runs: sub-channels of its open primary (implemented by
-// the VMBus host).
+// What a VSP may ask of the VMBus host that offers it (implemented by the VMBus host).
 class ChannelOffers {
 public:
     // Offers `channel` (channel.offer() names its primary and sub_channel_index) at once. False if
     // the server refuses (no open primary, offer table full). `channel` is owned by the caller and
     // must outlive the VMBus host.
     virtual bool offer_sub_channel(Vsp& channel) = 0;
+    // Rescinds the VSP's offer (RESCIND_CHANNELOFFER; its channel is closed) once the event being
+    // handled is done, and offers it again once the guest has released the relid.
+    virtual void rescind_and_offer_again(const Vsp& vsp) = 0;
 
 protected:
     ~ChannelOffers() = default;
@@ -45,7 +47,7 @@ struct VspServices {
     GuestSignals& signals;
     PartitionLink& link;
     uint32_t event_connection_id_base;
-    ChannelOffers* offers = nullptr;  // set by the VMBus host
+    ChannelOffers* offers = nullptr;  // the VMBus host, which sets it and the connection id base
 };
 
 // One ring as the host sees it: control page and data pages, each translated from a PFN.
@@ -95,6 +97,8 @@ protected:
     void signal_guest();
     // Open and not failed: the rings may be used.
     bool serving() const { return open_ && !failed_; }
+    // The guest asked for its channel to go and come back (a test of its driver model).
+    void rescind_and_offer_again() { services_.offers->rescind_and_offer_again(*this); }
     // The channel's rings broke (a corrupt index or packet from the guest): close it for good.
     void fail(const char* why);
     VspServices& services() { return services_; }

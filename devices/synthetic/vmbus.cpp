@@ -41,7 +41,8 @@ public:
           root_(std::make_unique<vmm::RootPartitionProcess>(
               vmm::RootPartitionServices{context.memory, context.synic, context.hypervisor, context.vm,
                                          context.config.machine.vcpus, context.config.kvp,
-                                         root_disks(disks_, context.config.debug)},
+                                         root_disks(disks_, context.config.debug),
+                                         context.config.vmbus.poll_window_us, context.config.vmbus.root_cpus},
               [&control = context.control](std::string reason) { control.stop_for_host_error(std::move(reason)); })) {}
 
     std::string_view name() const override { return "vmbus"; }

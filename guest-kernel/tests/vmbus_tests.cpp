@@ -219,6 +219,10 @@ KTEST(vmbus, a_busy_channel_polls_without_interrupts_and_an_idle_one_sleeps) {
            busy.messages, interrupts, signals, signals / busy.messages, signals * 100 / busy.messages % 100, slept);
     KEXPECT(interrupts <= slept + races);       // the host never interrupts a polling reader
     KEXPECT(interrupts * 100 <= busy.messages);  // at most 1 in 100; the target is 0
+    // The signals (KVM exits) are printed, not asserted: the root's echo VSP polls for the next
+    // request (vmbus.poll_window_us), which removes them only while the host runs the root and
+    // this vCPU on different CPUs (docs/vmbus.md, "Busy queue depth 1"); tests/bench/vmbus_echo.sh
+    // measures both placements, and ic-vsp-tests the window itself.
 
     // Idle: every completion finds the reader asleep, interrupt enabled: one interrupt each.
     test::ArmedExchange exchange;
@@ -235,18 +239,21 @@ KTEST(vmbus, rescind_on_request_removes_the_device_and_it_is_offered_again) {
     const echo_service::ControlRequest request{echo_service::kControlMagic, echo_service::ControlCommand::kRescindAndOffer};
     KASSERT(echo.channel()->send_inband(0, &request, sizeof request, false, in(kSecond)) ==
             ring::RingError::kOk);
-    // A root partition without the control request ignores the packet: nothing is rescinded.
-    const uint64_t deadline = in(2 * kSecond);
+    // The root's echo VSP rescinds its offer (vmbus/services/echo.h, root-partition/services/echo_vsp.h).
+    const uint64_t deadline = in(5 * kSecond);
     while (bus.stats().rescinds == rescinds_before && time::now_ns() < deadline) sched::sleep_ns(1'000'000);
-    KSKIP_UNLESS(bus.stats().rescinds != rescinds_before,
-                 "the root's echo VSP does not rescind on request (docs/vmbus.md, echo ControlRequest)");
-    // Removed (channel closed, relid released), then offered again and probed anew.
+    KASSERT(bus.stats().rescinds == rescinds_before + 1);
+    // Removed (channel closed, relid released: `echo` is gone), then offered again and probed anew.
     bus.drivers().settle();
     const uint64_t back = in(5 * kSecond);
     while (!root_echo() && time::now_ns() < back) sched::sleep_ns(1'000'000);
     KASSERT(root_echo());
+    bus.drivers().settle();
+    KEXPECT_EQ(vmbus::echo::device_count(bus), 1u);
+    KEXPECT(bus.drivers().is_bound(echo_service::kInstance));
     KEXPECT_EQ(root_echo()->device().relid(), relid);  // the released relid is the lowest free one again
     KEXPECT_EQ(echo_pattern(*root_echo(), 128, 3), EchoResult::kOk);
+    KEXPECT_EQ(bus.stats().rescinds, rescinds_before + 1);  // once: the new channel is not rescinded
     KEXPECT_EQ(bus.stats().messages_refused, 0u);
 }
 

@@ -59,6 +59,7 @@ struct Header {
 static_assert(sizeof(Header) == 8);
 
 inline constexpr uint32_t kMaxRegions = 64;
+inline constexpr uint32_t kMaxPollWindowUs = 1000;  // the event loop serves every channel: bounded
 inline constexpr uint32_t kMaxFds = 4;
 
 struct Region {
@@ -77,12 +78,13 @@ struct Hello {
     uint64_t ram_bytes;
     // CLOCK_MONOTONIC, in ns, at which the partition's reference time (TIME_REF_COUNT) was 0.
     uint64_t reference_origin_ns;
-    uint32_t disk_count;  // kDisk messages that follow, <= kMaxDisks
-    uint32_t reserved;
+    uint32_t disk_count;      // kDisk messages that follow, <= kMaxDisks
+    uint32_t poll_window_us;  // config vmbus.poll_window_us, at most kMaxPollWindowUs
     Region regions[kMaxRegions];
 };
 static_assert(offsetof(Hello, ram_bytes) == 8 && offsetof(Hello, reference_origin_ns) == 16 &&
-              offsetof(Hello, disk_count) == 24 && offsetof(Hello, regions) == 32);
+              offsetof(Hello, disk_count) == 24 && offsetof(Hello, poll_window_us) == 28 &&
+              offsetof(Hello, regions) == 32);
 inline constexpr uint32_t kHelloFdCount = 3;
 
 // kDisk: one vmbus disk for storvsp (LUN = its position), with fds[0] the open, checked and locked

@@ -1,27 +1,75 @@
 #include "services/echo_vsp.h"
 
+#include <spdlog/spdlog.h>
+
 #include "vmbus/services/echo.h"
 
 namespace hvkvm::root {
 
 using vmbus::ring::RingError;
+namespace echo = vmbus::services::echo;
 
 vmbus::channel::OfferInfo EchoVsp::offer() const {
     vmbus::channel::OfferInfo info;
-    info.interface_type = vmbus::services::echo::kInterfaceType;
-    info.interface_instance = vmbus::services::echo::kInstance;
+    info.interface_type = echo::kInterfaceType;
+    info.interface_instance = echo::kInstance;
     return info;
 }
 
+nlohmann::json EchoVsp::describe() const {
+    return {{"echoed", echoed_},
+            {"control_requests", control_requests_},
+            {"poll_window_us", std::chrono::duration_cast<std::chrono::microseconds>(poll_.length()).count()},
+            {"poll_hits", poll_.hits()},
+            {"poll_misses", poll_.misses()},
+            {"poll_skipped", poll_.skipped()}};
+}
+
 void EchoVsp::on_guest_signal() {
-    // Drain with the guest's signals masked; before going back to sleep, unmask and look once
-    // more for packets that arrived meanwhile (the lost-wakeup check). Blocked on a full outgoing
-    // ring, stay masked: the guest signals when it frees the space asked for.
+    // Drain with the guest's signals masked; then poll for a while, still masked; before going back
+    // to sleep, unmask and look once more for packets that arrived meanwhile (the lost-wakeup
+    // check). Blocked on a full outgoing ring, stay masked: the guest signals when it frees the
+    // space asked for.
     incoming().mask_signals();
     for (;;) {
         const Progress progress = echo_available();
-        if (progress != Progress::kDrained || !incoming().arm_signal()) return;
+        if (progress != Progress::kDrained) return;
+        if (rescind_requested_) {
+            // The channel closes with the rescind: nothing to wait for on it any more.
+            rescind_requested_ = false;
+            rescind_and_offer_again();
+            return;
+        }
+        if (poll_.wait_for_data(incoming())) continue;
+        if (!incoming().arm_signal()) return;
     }
+}
+
+// Counters belong to one channel's life (the guest reopens the channel with other rings).
+bool EchoVsp::on_open(const vmbus::channel::OpenRequest&) {
+    poll_ = PollWindow(poll_.length());
+    echoed_ = 0;
+    control_requests_ = 0;
+    rescind_requested_ = false;
+    return true;
+}
+
+// Says what the poll window did for the channel that echoed something (tests/bench/vmbus_echo.sh
+// reads it).
+void EchoVsp::on_close() {
+    if (echoed_ == 0) return;
+    spdlog::info("echo: channel closed after {} packets echoed; poll window {} µs: {} hits, {} misses, {} skipped",
+                 echoed_, std::chrono::duration_cast<std::chrono::microseconds>(poll_.length()).count(), poll_.hits(),
+                 poll_.misses(), poll_.skipped());
+}
+
+void EchoVsp::take_control_request(const vmbus::ring::IncomingPacket& packet) {
+    echo::ControlRequest request{};
+    if (packet.type != vmbus::ring::PacketType::kInBand || packet.payload_size != sizeof request) return;
+    if (incoming().copy_payload(packet, 0, &request, sizeof request) != RingError::kOk) return;
+    if (request.magic != echo::kControlMagic) return;
+    ++control_requests_;
+    if (request.command == echo::ControlCommand::kRescindAndOffer) rescind_requested_ = true;
 }
 
 // Echoes what is in the incoming ring now.
@@ -35,8 +83,9 @@ EchoVsp::Progress EchoVsp::echo_available() {
             fail(vmbus::ring::ring_error_name(error));
             return Progress::kFailed;
         }
-        if (packet.type == vmbus::ring::PacketType::kInBand && packet.completion_requested() &&
-            packet.payload_size <= payload_.size()) {
+        if (!packet.completion_requested()) {
+            take_control_request(packet);
+        } else if (packet.type == vmbus::ring::PacketType::kInBand && packet.payload_size <= payload_.size()) {
             if (incoming().copy_payload(packet, 0, payload_.data(), packet.payload_size) != RingError::kOk) {
                 fail("a packet's payload could not be read");
                 return Progress::kFailed;

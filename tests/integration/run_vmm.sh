@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs `vmm` once and checks how it ended. Used by ctest (see CMakeLists.txt here).
 #
-#   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--status N] [--expect REGEX]... [--reject REGEX]...
+#   run_vmm.sh VMM [--needs-kvm] [--needs-pvm] [--needs-cpus N] [--status N] [--expect REGEX]... [--reject REGEX]...
 #              [--expect-count MIN MAX REGEX]... [--expect-file PATH REGEX]... [--signal SIG AFTER_SECONDS]
-#              [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
+#              [--signal-again AFTER_SECONDS] [--kill-root SIG AFTER_SECONDS] -- VMM_ARGS...
+#
+# --signal-again sends the --signal a second time that long after the first.
 #
 # --kill-root sends SIG to vmm's root-partition process (hvkvm-root) after the delay.
 #
@@ -13,18 +15,20 @@
 # none usable.
 set -u
 vmm=$1; shift
-needs_kvm=0 needs_pvm=0 status=0 signal="" signal_after=0 kill_root="" kill_root_after=0
+needs_kvm=0 needs_pvm=0 needs_cpus=1 status=0 signal="" signal_after=0 signal_again="" kill_root="" kill_root_after=0
 expects=() rejects=() file_checks=() counts=()
 while [ $# -gt 0 ]; do
     case $1 in
         --needs-kvm) needs_kvm=1; shift ;;
         --needs-pvm) needs_kvm=1; needs_pvm=1; shift ;;
+        --needs-cpus) needs_cpus=$2; shift 2 ;;
         --status) status=$2; shift 2 ;;
         --expect) expects+=("$2"); shift 2 ;;
         --reject) rejects+=("$2"); shift 2 ;;
         --expect-file) file_checks+=("$2" "$3"); shift 3 ;;
         --expect-count) counts+=("$2" "$3" "$4"); shift 4 ;;
         --signal) signal=$2; signal_after=$3; shift 3 ;;
+        --signal-again) signal_again=$2; shift 2 ;;
         --kill-root) kill_root=$2; kill_root_after=$3; shift 3 ;;
         --) shift; break ;;
         *) echo "run_vmm.sh: unknown option $1" >&2; exit 2 ;;
@@ -33,6 +37,11 @@ done
 
 if [ "$needs_kvm" = 1 ] && ! { [ -c /dev/kvm ] && [ -r /dev/kvm ] && [ -w /dev/kvm ]; }; then
     echo "SKIPPED: this test boots a VM and needs read/write access to /dev/kvm, which this machine lacks"
+    exit 77
+fi
+
+if [ "$(nproc)" -lt "$needs_cpus" ]; then
+    echo "SKIPPED: this test needs $needs_cpus host CPUs and this machine has $(nproc)"
     exit 77
 fi
 
@@ -48,6 +57,7 @@ if [ -n "$signal" ]; then
     pid=$!
     sleep "$signal_after"
     kill -s "$signal" "$pid"
+    if [ -n "$signal_again" ]; then sleep "$signal_again"; kill -s "$signal" "$pid"; fi
     wait "$pid"
     actual=$?
 elif [ -n "$kill_root" ]; then

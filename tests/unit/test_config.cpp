@@ -419,6 +419,27 @@ TEST_CASE("vmbus: enabled by default; the shutdown timeout is 0..600000 ms", "[c
     CHECK(error_of(kMinimal, {"vmbus.enable=true"}) == "vmbus.enable: unknown key (did you mean \"enabled\"?)");
 }
 
+TEST_CASE("vmbus: the VSPs' poll window is 0..1000 µs, 50 by default", "[config][vmbus]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    CHECK(parse_config(kMinimal, dir.path()).vmbus.poll_window_us == 50);
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.poll_window_us=0"}).vmbus.poll_window_us == 0);
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.poll_window_us=1000"}).vmbus.poll_window_us == 1000);
+    CHECK(error_of(kMinimal, {"vmbus.poll_window_us=1001"}) == "vmbus.poll_window_us: must be 0..1000, got 1001");
+    CHECK(error_of(kMinimal, {"vmbus.poll_window_us=-1"}) == "vmbus.poll_window_us: must be 0..1000, got -1");
+}
+
+TEST_CASE("vmbus: the root partition's CPUs are distinct host CPU numbers below CPU_SETSIZE", "[config][vmbus]") {
+    TempDir dir;
+    dir.write("kernel.elf", "x");
+    CHECK(parse_config(kMinimal, dir.path()).vmbus.root_cpus.empty());
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.root_cpus=[1,0]"}).vmbus.root_cpus == std::vector<uint32_t>{1, 0});
+    CHECK(parse_config(kMinimal, dir.path(), {"vmbus.root_cpus=[1023]"}).vmbus.root_cpus == std::vector<uint32_t>{1023});
+    CHECK(error_of(kMinimal, {"vmbus.root_cpus=[1024]"}) == "vmbus.root_cpus[0]: must be 0..1023, got 1024");
+    CHECK(error_of(kMinimal, {"vmbus.root_cpus=[2,2]"}) == "vmbus.root_cpus: names CPU 2 twice");
+    CHECK(error_of(kMinimal, {"vmbus.root_cpus=1"}) == "vmbus.root_cpus: expected an array of integers, got integer 1");
+}
+
 TEST_CASE("debug: the SynIC echo device and root-partition faults", "[config][vmbus]") {
     TempDir dir;
     dir.write("kernel.elf", "x");

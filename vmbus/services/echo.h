@@ -20,8 +20,9 @@ inline constexpr protocol::Guid kInstance = {0x5e1f0c3a, 0x77b2, 0x4d19, {0x9c, 
 inline constexpr uint32_t kMaxPayload = 16 * 1024;
 
 // Control requests, for the guest's tests of what only the host can start: an in-band packet
-// *without* "completion requested" whose payload is a ControlRequest. Nothing answers it; a VSP
-// that does not know a command ignores it.
+// *without* "completion requested" whose payload is exactly a ControlRequest (8 bytes). Nothing
+// answers it; a VSP ignores a command it does not know and any other packet without "completion
+// requested".
 inline constexpr uint32_t kControlMagic = 0x4c544345;  // "ECTL"
 enum class ControlCommand : uint32_t {
     // Rescind the echo offer (RESCIND_CHANNELOFFER), and offer it again once the guest has sent

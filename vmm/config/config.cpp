@@ -1,6 +1,7 @@
 #include "config/config.h"
 
 #include <fmt/format.h>
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -415,10 +416,21 @@ NumaConfig parse_numa(const json& doc, const MachineConfig& machine) {
 VmbusConfig parse_vmbus(const json& doc) {
     VmbusConfig vmbus;
     if (!doc.contains("vmbus")) return vmbus;
-    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms"});
+    ObjectReader reader(doc.at("vmbus"), "vmbus", {"enabled", "shutdown_timeout_ms", "poll_window_us", "root_cpus"});
     vmbus.enabled = reader.boolean("enabled").value_or(true);
     if (auto timeout = reader.integer("shutdown_timeout_ms", 0, 600'000))
         vmbus.shutdown_timeout_ms = static_cast<uint32_t>(*timeout);
+    // The root partition's event loop serves every channel: a window stalls the others that long.
+    if (auto window = reader.integer("poll_window_us", 0, kMaxPollWindowUs))
+        vmbus.poll_window_us = static_cast<uint32_t>(*window);
+    if (reader.has("root_cpus")) {
+        const std::string path = reader.key_path("root_cpus");
+        for (uint64_t cpu : integer_array(reader.at("root_cpus"), path, 0, CPU_SETSIZE - 1, CPU_SETSIZE)) {
+            if (std::find(vmbus.root_cpus.begin(), vmbus.root_cpus.end(), cpu) != vmbus.root_cpus.end())
+                throw ConfigError(path, fmt::format("names CPU {} twice", cpu));
+            vmbus.root_cpus.push_back(static_cast<uint32_t>(cpu));
+        }
+    }
     return vmbus;
 }
 

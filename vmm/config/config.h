@@ -76,11 +76,18 @@ struct DiskConfig {
 };
 
 // VMBus: the root-partition process and the channels it offers.
+inline constexpr uint32_t kMaxPollWindowUs = 1000;  // the root's event loop serves every channel
 struct VmbusConfig {
     bool enabled = true;
     // SIGTERM or `vmm ctl ... shutdown` asks the guest to shut down (shutdown integration
     // service); a guest that has not stopped by then is stopped (status 143 for SIGTERM).
     uint32_t shutdown_timeout_ms = 2000;
+    // How long a VSP that polls (the echo VSP) keeps polling its ring after a drain before it
+    // sleeps (root-partition/poll_window.h): a guest's next request within it costs no exit.
+    uint32_t poll_window_us = 50;
+    // Host CPUs the root-partition process runs on (sched_setaffinity), as Hyper-V's root has its
+    // own processors; empty: wherever the host scheduler puts it.
+    std::vector<uint32_t> root_cpus;
 };
 
 enum class RootPartitionFault { kNone, kForbiddenSyscall, kCrash, kHang };

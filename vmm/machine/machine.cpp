@@ -83,6 +83,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
     const HypervisorLeaves leaves{enlightenments.spinlock ? enlightenments.spin_count : abi::hv::kSpinCountNeverNotify,
                                   abi::kMaxVcpus, host_cpus > 0 ? static_cast<uint32_t>(host_cpus) : 0};
     Hypervisor& hypervisor = partition_.hypervisor();
+    const std::vector<uint32_t> root_cpus = spec.config.vmbus.enabled ? spec.config.vmbus.root_cpus : std::vector<uint32_t>{};
     for (uint32_t index = 0; index < count; ++index) {
         Vcpu vcpu = partition_.vm().create_vcpu(index);
         vcpu.set_cpuid(vcpu_cpuid(supported, index, count, leaves));
@@ -90,7 +91,7 @@ void Machine::create_vcpus(const MachineSpec& spec) {
         partition_.vm().add_pio_doorbell(abi::hv::kKickVpPort, index, hypervisor.kick_eventfd(index));
         vcpus_.push_back(std::make_unique<VcpuThread>(
             std::move(vcpu), VcpuServices{partition_.bus(), control_, timeline_, hypervisor, partition_.memory(), logs_},
-            vcpu_host_node(spec.config.numa, index)));
+            vcpu_host_node(spec.config.numa, index), root_cpus));
     }
 }
 
@@ -138,16 +139,18 @@ void Machine::wait_for_stop(const StopSignals& signals) {
     }
 }
 
-// SIGTERM asks the guest to shut down in order (once; a second SIGTERM, or SIGINT, stops it at
-// once); without a shutdown service the VM stops at once with 128 + the signal.
+// SIGTERM and SIGINT (Ctrl-C) ask the guest to shut down in order, as Hyper-V's Stop-VM does: a
+// guest that stops in time ends the run with its own status (0). A second signal while it shuts
+// down, or a guest without the shutdown service, stops the VM at once with 128 + the signal.
 void Machine::on_stop_signal(int signal) {
     bool in_progress;
     {
         std::lock_guard lock(shutdown_mutex_);
         in_progress = shutdown_deadline_.has_value();
     }
-    if (signal == SIGTERM && !in_progress && begin_orderly_shutdown(signal)) {
-        spdlog::info("SIGTERM received: asked the guest to shut down (stopping it in {} ms otherwise)", shutdown_timeout_ms_);
+    if (!in_progress && begin_orderly_shutdown(signal)) {
+        spdlog::info("SIG{} received: asked the guest to shut down (stopping it in {} ms otherwise, or at once on a second "
+                     "signal)", ::sigabbrev_np(signal), shutdown_timeout_ms_);
         return;
     }
     spdlog::info("SIG{} received: stopping the VM", ::sigabbrev_np(signal));

@@ -66,10 +66,30 @@ std::vector<uint32_t> thread_cpus(pthread_t thread) {
         if (CPU_ISSET(cpu, &set)) cpus.push_back(cpu);
     return cpus;
 }
+
+// As Hyper-V keeps its root partition's processors for the root: the vCPU thread runs on the CPUs
+// it may use except the root partition's, so that a VSP polling for this vCPU's next request runs
+// beside it rather than in its place. False if no CPU would be left (the thread is left as it was).
+bool keep_off_cpus(pthread_t thread, const std::vector<uint32_t>& avoid) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (int error = ::pthread_getaffinity_np(thread, sizeof set, &set); error != 0)
+        throw HostError(error, "pthread_getaffinity_np of a vCPU thread");
+    for (uint32_t cpu : avoid) CPU_CLR(cpu, &set);
+    if (CPU_COUNT(&set) == 0) return false;
+    if (int error = ::pthread_setaffinity_np(thread, sizeof set, &set); error != 0)
+        throw HostError(error, "pthread_setaffinity_np of a vCPU thread (off vmbus.root_cpus)");
+    return true;
+}
 }  // namespace
 
-VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node)
-    : vcpu_(std::move(vcpu)), services_(services), kvm_stats_(vcpu_.stats_fd()), host_node_(host_node) {}
+VcpuThread::VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node,
+                       std::vector<uint32_t> root_cpus)
+    : vcpu_(std::move(vcpu)),
+      services_(services),
+      kvm_stats_(vcpu_.stats_fd()),
+      host_node_(host_node),
+      root_cpus_(std::move(root_cpus)) {}
 
 VcpuThread::~VcpuThread() {
     if (thread_.joinable()) {
@@ -85,6 +105,8 @@ void VcpuThread::launch() {
     // Pinned here rather than by the thread itself so that a failure is the caller's exception; the
     // thread waits at its gate until release(), so it never runs guest code unpinned.
     if (host_node_) numa::host::pin_thread_to_node(thread_.native_handle(), *host_node_);
+    if (!root_cpus_.empty() && !keep_off_cpus(thread_.native_handle(), root_cpus_))
+        spdlog::warn("vCPU {} may run only on the root partition's CPUs (vmbus.root_cpus): it shares them", vcpu_.index());
     host_cpus_ = thread_cpus(thread_.native_handle());
 }
 

@@ -36,8 +36,10 @@ struct VcpuServices {
 class VcpuThread {
 public:
     // `host_node`: pin the thread to that host NUMA node's CPUs (numa.pin_vcpus), else leave it
-    // to the host scheduler.
-    VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node = std::nullopt);
+    // to the host scheduler. `root_cpus` (vmbus.root_cpus): keep the thread off the root
+    // partition's CPUs, unless they are all it could run on.
+    VcpuThread(Vcpu vcpu, VcpuServices services, std::optional<uint32_t> host_node = std::nullopt,
+               std::vector<uint32_t> root_cpus = {});
     VcpuThread(const VcpuThread&) = delete;
     VcpuThread& operator=(const VcpuThread&) = delete;
     ~VcpuThread();
@@ -79,6 +81,7 @@ private:
     std::atomic<bool> start_claimed_{false};
     std::optional<uint32_t> host_node_;
     std::vector<uint32_t> host_cpus_;
+    std::vector<uint32_t> root_cpus_;
 };
 
 }  // namespace hvkvm::vmm

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <spawn.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
@@ -10,12 +11,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "hvkvm/abi/hypercall.h"
 #include "hvkvm/abi/synic.h"
+#include "config/config.h"
 #include "hypercalls/hypervisor.h"
 #include "kvm/guest_memory.h"
 #include "kvm/kvm.h"
@@ -92,6 +96,18 @@ void RootPartitionProcess::spawn(const std::filesystem::path& binary) {
     if (error != 0) throw HostError(error, fmt::format("cannot start the root partition {}", path));
     pidfd_ = open_pidfd(pid_);
     link_.emplace(std::move(ours));
+    place_on_root_cpus();
+}
+
+// Before it has been sent anything to serve, so that it serves only from its CPUs.
+void RootPartitionProcess::place_on_root_cpus() {
+    if (services_.root_cpus.empty()) return;
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    for (uint32_t cpu : services_.root_cpus) CPU_SET(cpu, &set);
+    if (::sched_setaffinity(pid_, sizeof set, &set) != 0)
+        throw HostError(errno, fmt::format("cannot place the root partition on host CPUs {} (vmbus.root_cpus)",
+                                           fmt::join(services_.root_cpus, ",")));
 }
 
 void RootPartitionProcess::send_hello() {
@@ -100,6 +116,8 @@ void RootPartitionProcess::send_hello() {
     const auto& regions = services_.memory.regions();
     hello.region_count = static_cast<uint32_t>(regions.size());
     hello.ram_bytes = services_.memory.size();
+    static_assert(kMaxPollWindowUs == link::kMaxPollWindowUs);
+    hello.poll_window_us = services_.poll_window_us;
     hello.reference_origin_ns = static_cast<uint64_t>(
         std::chrono::duration_cast<std::chrono::nanoseconds>(services_.hypervisor.reference_origin().time_since_epoch()).count());
     for (size_t i = 0; i < regions.size() && i < link::kMaxRegions; ++i)
@@ -351,8 +369,26 @@ void RootPartitionProcess::serve_sint_eventfd(const link::SintEventfd& request) 
 void RootPartitionProcess::note_channel(const link::ChannelState& state) {
     Channel channel{state.relid, state.phase, state.target_vp,
                     std::string(state.name, ::strnlen(state.name, sizeof state.name))};
-    std::lock_guard lock(mutex_);
-    channels_[state.relid] = std::move(channel);
+    std::string guest_up;
+    {
+        std::lock_guard lock(mutex_);
+        channels_[state.relid] = std::move(channel);
+        guest_up = guest_up_line_locked();
+    }
+    if (!guest_up.empty()) spdlog::info("{}", guest_up);
+}
+
+// The console's sign that the guest is up (issue 9: the default run shows the offered channels
+// and a heartbeat), once: when the heartbeat has been answered and the guest has opened every
+// channel offered to it — or, for a guest that leaves some unopened, at its third answer.
+std::string RootPartitionProcess::guest_up_line_locked() {
+    if (guest_up_announced_ || !heartbeat_.seen) return {};
+    const bool all_open = std::all_of(channels_.begin(), channels_.end(),
+                                      [](const auto& entry) { return entry.second.phase == link::ChannelPhase::kOpen; });
+    if (!all_open && heartbeat_.beats < 3) return {};
+    guest_up_announced_ = true;
+    return fmt::format("the guest is up: heartbeat answered (sequence {}); VMBus channels: {}", heartbeat_.sequence,
+                       channels_summary());
 }
 
 // Under mutex_ (from handle()): the config's pairs, once, as the root partition becomes ready.
@@ -367,9 +403,11 @@ void RootPartitionProcess::send_kvp_presets() {
     }
 }
 
-// One warning when the guest stops answering, one when it answers again.
+// The guest-up line (above) once it answers, one warning when it stops answering, one when it
+// answers again.
 void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
     const double silent_s = static_cast<double>(event.silent_ms) / 1000.0;
+    std::string guest_up;
     {
         std::lock_guard lock(mutex_);
         heartbeat_.sequence = event.sequence;
@@ -382,7 +420,9 @@ void RootPartitionProcess::note_heartbeat(const link::Heartbeat& event) {
             heartbeat_.seen = true;
             heartbeat_.last_beat = std::chrono::steady_clock::now();
         }
+        guest_up = guest_up_line_locked();
     }
+    if (!guest_up.empty()) spdlog::info("{}", guest_up);
     if (event.kind == link::HeartbeatEventKind::kLost)
         spdlog::warn("the guest's heartbeat stopped: no answer for {:.1f} s (last sequence {})", silent_s, event.sequence);
     else if (event.kind == link::HeartbeatEventKind::kResumed)

@@ -49,7 +49,9 @@ struct RootPartitionServices {
     Vm& vm;
     uint32_t vcpu_count;
     std::map<std::string, std::string> kvp_presets;  // config `kvp`: handed over once it is ready
-    std::vector<RootPartitionDisk> disks = {};
+    std::vector<RootPartitionDisk> disks;            // the vmbus disks, in LUN order
+    uint32_t poll_window_us;                          // config `vmbus.poll_window_us`
+    std::vector<uint32_t> root_cpus;                  // config `vmbus.root_cpus` (empty: anywhere)
 };
 
 // What the root partition last said about the guest's heartbeat (link kHeartbeat).
@@ -115,9 +117,11 @@ private:
     void serve_sint_eventfd(const root::link::SintEventfd& request);
     void note_channel(const root::link::ChannelState& state);
     void note_heartbeat(const root::link::Heartbeat& event);
+    void place_on_root_cpus();
+    std::string guest_up_line_locked();
     void send_kvp_presets();
     void fail(std::string what);
-    std::string channels_summary() const;
+    std::string channels_summary() const;  // under mutex_
     std::string reap_status();
 
     RootPartitionServices services_;
@@ -141,6 +145,7 @@ private:
     std::condition_variable control_answered_;
     uint64_t refused_posts_ = 0;
     HeartbeatStatus heartbeat_;
+    bool guest_up_announced_ = false;
     GuestLogPrinter guest_log_;  // thread-safe itself
     std::atomic<bool> stopping_{false};
 };
