@@ -4,6 +4,7 @@
 #include "arch/x86_64/time.h"
 #include "block/block.h"
 #include "drivers/ata.h"
+#include "drivers/storvsc/storvsc.h"
 #include "drivers/ram_disk.h"
 #include "kernel/console.h"
 #include "kernel/panic.h"
@@ -219,6 +220,7 @@ void run_worker(void* argument) {
 const char* device_mode(const block::Device& device) {
     for (uint32_t i = 0; i < 2; ++i)
         if (const ata::DriveInfo* drive = ata::drive(i); drive && drive->device == &device) return ata::mode_name(drive->mode);
+    if (storvsc::find_lun(device)) return "vmbus";
     return "-";
 }
 
@@ -259,6 +261,13 @@ block::Device* choose_device(StringView name, ram_disk::RamDisk*& ram) {
         options.limits.queue_depth = kMaxQueueDepth;
         ram = ram_disk::create(options);
         return ram ? &ram_disk::device(*ram) : nullptr;
+    }
+    // By bus: the first disk on it.
+    if (name == "ide") return ata::drive(0) ? ata::drive(0)->device : nullptr;
+    if (name == "vmbus") {
+        const storvsc::Controller* controller = storvsc::controller_at(0);
+        const storvsc::LunInfo* first = controller ? storvsc::lun(*controller, 0) : nullptr;
+        return first ? first->device : nullptr;
     }
     return block::find_device(name);
 }
