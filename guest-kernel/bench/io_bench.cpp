@@ -42,15 +42,7 @@ struct Parameters {
 
 // --- parsing --------------------------------------------------------------------------------------
 
-bool parse_number(StringView text, uint64_t& value) {
-    if (text.empty()) return false;
-    value = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] < '0' || text[i] > '9' || value > (~0ull - 9) / 10) return false;
-        value = value * 10 + static_cast<uint64_t>(text[i] - '0');
-    }
-    return true;
-}
+bool parse_number(StringView text, uint64_t& value) { return parse_decimal(text, value); }
 
 // "4096", "4k", "64k", "1m".
 bool parse_size(StringView text, uint64_t& bytes) {

@@ -38,7 +38,6 @@ constexpr uint32_t kSendRingPages = 128;
 constexpr uint32_t kReceiveRingPages = 8;
 static_assert(uint64_t{kSendRingPages} * vmbus::kHvPageSize > uint64_t{kSlotsPerLane} * (48 + 8 * kMaxPfns + wire::kPacketSize + 8));
 constexpr uint64_t kControlTimeoutNs = 5'000'000'000;
-constexpr uint64_t kDefaultPollNs = 100'000;
 constexpr uint32_t kLogLinesPerSecond = 5;
 constexpr uint32_t kMaxControllers = 4;
 
@@ -144,7 +143,6 @@ private:
     uint16_t version_ = 0;
     wire::ChannelProperties properties_{};
     uint32_t max_transfer_ = 0;     // what the block devices get
-    uint64_t poll_ns_ = kDefaultPollNs;
     bool ready_ = false;
     bool gone_ = false;
     Mutex raw_lock_;                // one raw request at a time
@@ -163,6 +161,7 @@ struct Registry {
     uint32_t count = 0;
     uint32_t setting_up = 0;
     uint32_t next_disk = 0;  // sd<N> across controllers
+    uint64_t poll_ns = kDefaultPollNs;
 } registry;
 
 bool probe(vmbus::Device& device);
@@ -525,7 +524,7 @@ void Controller::register_disks() {
     limits.max_segment_bytes = max_transfer_;
     limits.queue_depth = kQueueDepth;
     limits.hardware_queues = lane_count_;
-    limits.poll_ns = poll_ns_;
+    limits.poll_ns = __atomic_load_n(&registry.poll_ns, __ATOMIC_RELAXED);
     limits.fua = true;
     limits.page_list = true;
     for (uint32_t i = 0; i < lun_count_; ++i) {
@@ -672,6 +671,8 @@ void remove(vmbus::Device& device) {
 // --- the interfaces ---------------------------------------------------------------------------------------
 
 vmbus::Driver& driver() { return storvsc_driver; }
+
+void set_poll_ns(uint64_t poll_ns) { __atomic_store_n(&registry.poll_ns, poll_ns, __ATOMIC_RELAXED); }
 
 bool wait_until_ready(uint64_t deadline_ns) {
     for (;;) {

@@ -81,6 +81,10 @@ class Controller;
 
 // The VSC driver (storage interface GUID).
 vmbus::Driver& driver();
+// How long a waiter polls a busy disk (the block layer's poll_ns) for disks registered from now
+// on; kernel command line storvsc.poll_us=N. 0: never poll, an interrupt per wake-up.
+inline constexpr uint64_t kDefaultPollNs = 100'000;
+void set_poll_ns(uint64_t poll_ns);
 // Waits until every controller probed so far has registered its disks (or failed); false on the
 // deadline (time::now_ns() scale).
 bool wait_until_ready(uint64_t deadline_ns);
