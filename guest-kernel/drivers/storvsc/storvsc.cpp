@@ -6,6 +6,7 @@
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/time.h"
 #include "block/driver.h"
+#include "drivers/storvsc/request_table.h"
 #include "drivers/storvsc/scsi_commands.h"
 #include "kernel/console.h"
 #include "kernel/sched/mutex.h"
@@ -25,10 +26,6 @@ namespace ring = vmbus::ring;
 // Slots per channel: a queue of kQueueDepth per LUN, and one for the raw (control) request.
 constexpr uint32_t kRawSlot = kMaxLuns * kQueueDepth;
 constexpr uint32_t kSlotsPerLane = kRawSlot + 1;
-// A transaction id is (sequence << 16 | slot): a stale or replayed id names an old sequence.
-constexpr uint32_t kSlotBits = 16;
-constexpr uint64_t kSlotMask = (uint64_t{1} << kSlotBits) - 1;
-static_assert(kSlotsPerLane <= kSlotMask);
 // A 1 MiB buffer that starts inside a page touches 257 pages.
 constexpr uint32_t kMaxPfns = kMaxTransferBytes / vmbus::kHvPageSize + 1;
 // The send ring holds every slot's largest packet at once (descriptor, range header and PFNs,
@@ -44,14 +41,13 @@ constexpr uint32_t kMaxControllers = 4;
 void bump(uint64_t& counter) { __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED); }
 uint64_t load(const uint64_t& counter) { return __atomic_load_n(&counter, __ATOMIC_RELAXED); }
 
-// One request on a channel: set by the submitter before the packet is sent (id last, release),
-// taken by whoever clears the id first (the completion, or a submitter whose send failed).
-struct Slot {
-    uint64_t transaction_id = 0;  // 0: free
+// One request in flight: a block command, or a raw request whose waiter polls.
+struct InFlight {
     block::Command* command = nullptr;
     RawRequest* raw = nullptr;
     uint32_t expected_bytes = 0;
 };
+using Requests = RequestTable<InFlight, kSlotsPerLane>;
 
 }  // namespace
 
@@ -65,9 +61,8 @@ struct Lane {
     uint32_t index = 0;
     SpinLock use_lock;  // guards `channel` against its removal (with interrupts off)
     vmbus::Channel* channel = nullptr;
-    Slot slots[kSlotsPerLane];
+    Requests requests;
     uint64_t* pfns = nullptr;  // kMaxPfns per slot
-    uint64_t next_sequence = 1;
     // One reaper at a time (several LUNs' queues, the interrupt and raw waiters share the lane).
     bool reaping = false;
     bool reap_again = false;
@@ -76,16 +71,6 @@ struct Lane {
     bool raw_done = false;
     ChannelCounters counters{};
 
-    uint64_t claim(uint32_t slot) {
-        const uint64_t sequence = __atomic_fetch_add(&next_sequence, 1, __ATOMIC_RELAXED);
-        const uint64_t id = sequence << kSlotBits | slot;
-        __atomic_store_n(&slots[slot].transaction_id, id, __ATOMIC_RELEASE);
-        return id;
-    }
-    // True if this caller took the slot back (nobody else will complete it).
-    bool release_slot(uint32_t slot, uint64_t id) {
-        return __atomic_compare_exchange_n(&slots[slot].transaction_id, &id, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
-    }
     uint32_t reap();
     uint32_t drain(vmbus::Channel& open);
     void handle(vmbus::Channel& open, const ring::IncomingPacket& packet);
@@ -234,35 +219,24 @@ void Lane::handle(vmbus::Channel& open, const ring::IncomingPacket& packet) {
         bump(counters.unsolicited);  // ENUMERATE_BUS, REMOVE_DEVICE: disks are fixed here
         return;
     }
-    const uint64_t id = packet.transaction_id;
-    const uint64_t index_in_lane = id & kSlotMask;
-    if (id == 0 || index_in_lane >= kSlotsPerLane ||
-        __atomic_load_n(&slots[index_in_lane].transaction_id, __ATOMIC_ACQUIRE) != id) {
-        bump(counters.unknown_completions);
-        return;
-    }
-    Slot& slot = slots[index_in_lane];
-    RawRequest* raw = slot.raw;
-    block::Command* command = slot.command;
-    const uint32_t expected = slot.expected_bytes;
-    if (!release_slot(static_cast<uint32_t>(index_in_lane), id)) {
-        bump(counters.unknown_completions);
-        return;
-    }
+    InFlight request;
+    if (!requests.take(packet.transaction_id, request)) return;  // counted by the table
     bump(counters.completions);
     wire::Packet answer{};
     const uint32_t copied = packet.payload_size < sizeof answer ? packet.payload_size : sizeof answer;
     open.copy_payload(packet, 0, &answer, copied);
-    if (raw) {
-        raw->answer = answer;
-        raw->answer_size = packet.payload_size;
+    if (request.raw) {
+        request.raw->answer = answer;
+        request.raw->answer_size = packet.payload_size;
         __atomic_store_n(&raw_done, true, __ATOMIC_RELEASE);
         return;
     }
-    const scsi_commands::Outcome outcome = scsi_commands::interpret(answer, packet.payload_size, expected);
+    block::Command& command = *request.command;
+    const scsi_commands::Outcome outcome = scsi_commands::interpret(answer, packet.payload_size, request.expected_bytes);
     if (outcome.status != IoStatus::kOk)
-        controller->log_error(*controller->lun_at(static_cast<uint32_t>(index_in_lane / kQueueDepth)), *command, outcome);
-    block::complete(*command, outcome.status, outcome.detail);
+        controller->log_error(*controller->lun_at(static_cast<uint32_t>(Requests::slot_of(packet.transaction_id) / kQueueDepth)),
+                              command, outcome);
+    block::complete(command, outcome.status, outcome.detail);
 }
 
 // While any LUN's waiter polls this channel, the host is asked not to interrupt.
@@ -280,7 +254,6 @@ void Lane::set_polled(bool polled) {
 void Lun::start(block::Command& command) {
     Lane& lane = *controller->lane(command.queue);
     const uint32_t slot_index = index * kQueueDepth + command.tag;
-    Slot& slot = lane.slots[slot_index];
 
     wire::Packet packet{};
     packet.operation = wire::Operation::kExecuteSrb;
@@ -312,13 +285,11 @@ void Lun::start(block::Command& command) {
         }
         range = {bytes, static_cast<uint32_t>(command.segments[0].physical % vmbus::kHvPageSize), pfns, count};
     }
-    slot.command = &command;
-    slot.raw = nullptr;
-    slot.expected_bytes = bytes;
-    const uint64_t id = lane.claim(slot_index);
+    const uint64_t id = lane.requests.claim(slot_index, InFlight{&command, nullptr, bytes});
     if (controller->gone() ||
         lane.send(id, command.operation == block::Operation::kFlush ? nullptr : &range, &packet, sizeof packet, 0) != RingError::kOk) {
-        if (lane.release_slot(slot_index, id)) block::complete(command, IoStatus::kDeviceError, kDetailSendFailed);
+        InFlight unsent;
+        if (lane.requests.cancel(slot_index, id, unsent)) block::complete(command, IoStatus::kDeviceError, kDetailSendFailed);
     }
 }
 
@@ -332,22 +303,19 @@ RawResult Controller::execute_raw(uint32_t lane_index, RawRequest& request, uint
     MutexGuard one_at_a_time(raw_lock_);
     Lane* lane = this->lane(lane_index);
     if (!lane || gone()) return RawResult::kGone;
-    Slot& slot = lane->slots[kRawSlot];
     __atomic_store_n(&lane->raw_done, false, __ATOMIC_RELAXED);
     request.answer_size = 0;
-    slot.raw = &request;
-    slot.command = nullptr;
-    slot.expected_bytes = 0;
     const uint64_t deadline = time::now_ns() + timeout_ns;
-    const uint64_t id = lane->claim(kRawSlot);
+    const uint64_t id = lane->requests.claim(kRawSlot, InFlight{nullptr, &request, 0});
+    InFlight abandoned;
     if (lane->send(id, request.range, request.payload, request.payload_size, deadline) != RingError::kOk) {
-        lane->release_slot(kRawSlot, id);
+        lane->requests.cancel(kRawSlot, id, abandoned);
         return RawResult::kSendFailed;
     }
     for (;;) {
         lane->reap();
-        if (__atomic_load_n(&lane->raw_done, __ATOMIC_ACQUIRE)) return RawResult::kOk;
-        if (time::now_ns() > deadline && lane->release_slot(kRawSlot, id)) return RawResult::kTimeout;
+        if (__atomic_load_n(&lane->raw_done, __ATOMIC_ACQUIRE)) return lane->channel ? RawResult::kOk : RawResult::kGone;
+        if (time::now_ns() > deadline && lane->requests.cancel(kRawSlot, id, abandoned)) return RawResult::kTimeout;
         x86::pause();
     }
 }
@@ -560,12 +528,11 @@ void Controller::lane_removed(Lane& lane) {
     }
     while (__atomic_load_n(&lane.reaping, __ATOMIC_SEQ_CST)) x86::pause();
     if (channel) channel->close();  // the host finishes what it had (no DMA after this)
-    for (uint32_t i = 0; i < kSlotsPerLane; ++i) {
-        Slot& slot = lane.slots[i];
-        const uint64_t id = __atomic_load_n(&slot.transaction_id, __ATOMIC_ACQUIRE);
-        if (id == 0 || !lane.release_slot(i, id)) continue;
-        if (slot.command) block::complete(*slot.command, IoStatus::kDeviceError, kDetailControllerGone);
-        if (slot.raw) __atomic_store_n(&lane.raw_done, true, __ATOMIC_RELEASE);
+    for (uint32_t slot = 0; slot < kSlotsPerLane; ++slot) {
+        InFlight abandoned;
+        if (!lane.requests.cancel(slot, lane.requests.id_in(slot), abandoned)) continue;
+        if (abandoned.command) block::complete(*abandoned.command, IoStatus::kDeviceError, kDetailControllerGone);
+        if (abandoned.raw) __atomic_store_n(&lane.raw_done, true, __ATOMIC_RELEASE);
     }
 }
 
@@ -707,7 +674,7 @@ ChannelCounters channel_counters(const Controller& controller, uint32_t channel)
     if (!lane) return {};
     const ChannelCounters& c = lane->counters;
     ChannelCounters copy{c.target_cpu,       load(c.requests),   load(c.completions),
-                         load(c.unknown_completions), load(c.unsolicited), load(c.interrupts),
+                         lane->requests.refused(), load(c.unsolicited), load(c.interrupts),
                          load(c.interrupt_cpu_mismatches), load(c.send_failures), 0};
     IrqSpinLockGuard guard(const_cast<Lane*>(lane)->use_lock);
     if (lane->channel) copy.host_signals = lane->channel->stats().host_signals;
