@@ -51,8 +51,10 @@ constexpr bool parse_decimal(StringView text, uint64_t& value) {
     if (text.empty()) return false;
     value = 0;
     for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] < '0' || text[i] > '9' || value > (~0ull - 9) / 10) return false;
-        value = value * 10 + static_cast<uint64_t>(text[i] - '0');
+        if (text[i] < '0' || text[i] > '9') return false;
+        const auto digit = static_cast<uint64_t>(text[i] - '0');
+        if (value > (~0ull - digit) / 10) return false;  // value * 10 + digit would not fit
+        value = value * 10 + digit;
     }
     return true;
 }
