@@ -75,7 +75,8 @@ struct Lane {
     uint32_t drain(vmbus::Channel& open);
     void handle(vmbus::Channel& open, const ring::IncomingPacket& packet);
     void set_polled(bool polled);
-    RingError send(uint64_t id, const vmbus::GpaRange* range, const void* payload, uint32_t size, uint64_t deadline_ns);
+    // Never waits: the send ring holds every slot's packet, so a full ring is a failure (counted).
+    RingError send(uint64_t id, const vmbus::GpaRange* range, const void* payload, uint32_t size);
 };
 
 struct Lun final : block::Driver {
@@ -172,12 +173,11 @@ void lane_interrupt(void* context) {
 
 // --- the lane: sending and reaping -------------------------------------------------------------------
 
-RingError Lane::send(uint64_t id, const vmbus::GpaRange* range, const void* payload, uint32_t size, uint64_t deadline_ns) {
+RingError Lane::send(uint64_t id, const vmbus::GpaRange* range, const void* payload, uint32_t size) {
     IrqSpinLockGuard guard(use_lock);
     if (!channel) return RingError::kNotAttached;
     const RingError error = range ? channel->send_gpa_direct(id, range, 1, payload, size, true, 0)
                                   : channel->send_inband(id, payload, size, true, 0);
-    (void)deadline_ns;  // the ring is sized so that it never fills (a full ring fails the request, counted)
     if (error == RingError::kOk) bump(counters.requests);
     else bump(counters.send_failures);
     return error;
@@ -287,7 +287,7 @@ void Lun::start(block::Command& command) {
     }
     const uint64_t id = lane.requests.claim(slot_index, InFlight{&command, nullptr, bytes});
     if (controller->gone() ||
-        lane.send(id, command.operation == block::Operation::kFlush ? nullptr : &range, &packet, sizeof packet, 0) != RingError::kOk) {
+        lane.send(id, command.operation == block::Operation::kFlush ? nullptr : &range, &packet, sizeof packet) != RingError::kOk) {
         InFlight unsent;
         if (lane.requests.cancel(slot_index, id, unsent)) block::complete(command, IoStatus::kDeviceError, kDetailSendFailed);
     }
@@ -308,7 +308,7 @@ RawResult Controller::execute_raw(uint32_t lane_index, RawRequest& request, uint
     const uint64_t deadline = time::now_ns() + timeout_ns;
     const uint64_t id = lane->requests.claim(kRawSlot, InFlight{nullptr, &request, 0});
     InFlight abandoned;
-    if (lane->send(id, request.range, request.payload, request.payload_size, deadline) != RingError::kOk) {
+    if (lane->send(id, request.range, request.payload, request.payload_size) != RingError::kOk) {
         lane->requests.cancel(kRawSlot, id, abandoned);
         return RawResult::kSendFailed;
     }
