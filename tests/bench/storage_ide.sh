@@ -8,7 +8,8 @@
 #   tests/bench/storage_ide.sh [VMM] [KERNEL] [RUNS] [MS_PER_RUN]
 #   defaults: build/bin/vmm build/bin/guest-kernel.elf 3 1000
 #   WORKLOADS="rand,read,4k,1 seq,read,1m,1 ..." overrides the list of pattern,op,bs,qd.
-#   MODES="pio dma vmbus" (the default: pio dma) picks the paths.
+#   MODES="pio dma vmbus" (the default: pio dma) picks the paths; KERNEL_ARGS="storvsc.poll_us=0"
+#   adds words to every boot's kernel command line.
 #
 # The image (256 MiB, written through so its blocks exist) lives in build/ and is opened with
 # cache "none" (O_DIRECT), so reads reach the host's disk rather than its page cache.
@@ -32,7 +33,7 @@ boot() {  # boot MODE CMDLINE: the whole run's output (pio and dma: the ATA driv
     local ata_mode=$1
     [ "$1" = vmbus ] && ata_mode=dma
     "$vmm" run "$config" --set kernel.path="$kernel" --set "disks[0].path=$image" --set "disks[0].bus=$(bus_of "$1")" \
-        --set "kernel.cmdline=ata=$ata_mode $2" 2>&1
+        --set "kernel.cmdline=ata=$ata_mode ${KERNEL_ARGS:-} $2" 2>&1
 }
 kvm_exits() { grep -A3 'KVM counters (KVM_GET_STATS_FD), all vCPUs' | grep -oE '(^| )exits=[0-9]+' | head -1 | grep -oE '[0-9]+'; }
 ide_exits() { grep -oE '^ +[0-9]+  pio ide$' | grep -oE '[0-9]+' || echo 0; }
@@ -74,7 +75,7 @@ stat() {  # stat KEY COLUMN: "median (min–max)" over the runs
 }
 median() { awk -v key="$1" -v col="$2" '$1 == key { print $col }' "$samples" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "bench=io ($modes): $runs boots per row, ${ms} ms each; median (min–max)"
+echo "bench=io ($modes${KERNEL_ARGS:+, $KERNEL_ARGS}): $runs boots per row, ${ms} ms each; median (min–max)"
 echo
 echo "| mode | pattern | op | block | QD | IOPS | MB/s | p50 µs | p99 µs | IDE register exits/I/O | all exits/I/O | interrupts/I/O |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
