@@ -49,6 +49,16 @@ struct InFlight {
 };
 using Requests = RequestTable<InFlight, kSlotsPerLane>;
 
+// What a lane counts itself (unknown completions: the table; host signals: the channel).
+struct LaneCounters {
+    uint64_t requests;
+    uint64_t completions;
+    uint64_t unsolicited;
+    uint64_t interrupts;
+    uint64_t interrupt_cpu_mismatches;
+    uint64_t send_failures;
+};
+
 }  // namespace
 
 class Controller;
@@ -59,6 +69,7 @@ struct Lane {
     Controller* controller = nullptr;
     vmbus::Device* device = nullptr;
     uint32_t index = 0;
+    uint32_t target_cpu = 0;
     SpinLock use_lock;  // guards `channel` against its removal (with interrupts off)
     vmbus::Channel* channel = nullptr;
     Requests requests;
@@ -69,7 +80,7 @@ struct Lane {
     SpinLock mask_lock;  // guards pollers
     uint32_t pollers = 0;
     bool raw_done = false;
-    ChannelCounters counters{};
+    LaneCounters counters{};
 
     uint32_t reap();
     uint32_t drain(vmbus::Channel& open);
@@ -163,7 +174,7 @@ void finished_setting_up() {
 void lane_interrupt(void* context) {
     Lane& lane = *static_cast<Lane*>(context);
     bump(lane.counters.interrupts);
-    if (this_cpu().index != lane.counters.target_cpu) bump(lane.counters.interrupt_cpu_mismatches);
+    if (this_cpu().index != lane.target_cpu) bump(lane.counters.interrupt_cpu_mismatches);
     Controller& controller = *lane.controller;
     // Before the disks exist, requests are raw and their waiters poll.
     if (const Lun* first = controller.ready() ? controller.lun_at(0) : nullptr) block::interrupt(*first->info.device, lane.index);
@@ -456,12 +467,12 @@ bool Controller::open_lane(vmbus::Device& device, uint32_t index) {
     lane->controller = this;
     lane->device = &device;
     lane->index = index;
-    lane->counters.target_cpu = index % smp::configured_cpu_count();
+    lane->target_cpu = index % smp::configured_cpu_count();
     lane->pfns = static_cast<uint64_t*>(mm::allocate(sizeof(uint64_t) * kMaxPfns * kSlotsPerLane, vmbus::kHvPageSize));
     vmbus::ChannelOptions options;
     options.send_ring_pages = kSendRingPages;
     options.receive_ring_pages = kReceiveRingPages;
-    options.target_cpu = lane->counters.target_cpu;
+    options.target_cpu = lane->target_cpu;
     options.interrupt_handler = lane_interrupt;
     options.interrupt_context = lane;
     options.driver_masks_interrupts = true;
@@ -672,8 +683,8 @@ const LunInfo* lun(const Controller& controller, uint32_t index) {
 ChannelCounters channel_counters(const Controller& controller, uint32_t channel) {
     const Lane* lane = controller.lane(channel);
     if (!lane) return {};
-    const ChannelCounters& c = lane->counters;
-    ChannelCounters copy{c.target_cpu,       load(c.requests),   load(c.completions),
+    const LaneCounters& c = lane->counters;
+    ChannelCounters copy{lane->target_cpu, load(c.requests),   load(c.completions),
                          lane->requests.refused(), load(c.unsolicited), load(c.interrupts),
                          load(c.interrupt_cpu_mismatches), load(c.send_failures), 0};
     IrqSpinLockGuard guard(const_cast<Lane*>(lane)->use_lock);
