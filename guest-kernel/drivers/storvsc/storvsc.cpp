@@ -125,8 +125,8 @@ public:
 private:
     bool control(wire::Operation operation, const void* body, uint32_t body_size, wire::Packet& answer);
     bool negotiate_version();
-    bool scsi(uint8_t lun, const uint8_t* cdb, uint8_t cdb_length, void* buffer, uint32_t bytes,
-              scsi_commands::Outcome& outcome);
+    bool scsi(uint8_t lun, const uint8_t* cdb, uint8_t cdb_length, void* buffer, uint32_t bytes, uint32_t needed,
+              uint32_t* moved = nullptr);
     bool find_luns(uint8_t* buffer);
     bool describe_lun(uint8_t lun, uint8_t* buffer);
     void ask_for_sub_channels();
@@ -345,9 +345,12 @@ bool Controller::control(wire::Operation operation, const void* body, uint32_t b
            answer.operation == wire::Operation::kCompleteIo && answer.status == wire::kStatusSuccess;
 }
 
-// One SCSI command on the primary, its data in `buffer` (a kernel heap block; any alignment).
-bool Controller::scsi(uint8_t lun, const uint8_t* cdb, uint8_t cdb_length, void* buffer, uint32_t bytes,
-                      scsi_commands::Outcome& outcome) {
+// One data-in SCSI command on the primary into `buffer` (a kernel heap block of `bytes`, any
+// alignment, at most 3 pages): true if it succeeded and the host moved at least `needed` bytes
+// (`moved` says how many). The buffer is zeroed first: what the host did not fill reads as zeros.
+bool Controller::scsi(uint8_t lun, const uint8_t* cdb, uint8_t cdb_length, void* buffer, uint32_t bytes, uint32_t needed,
+                      uint32_t* moved) {
+    memset(buffer, 0, bytes);
     wire::Packet packet{};
     packet.operation = wire::Operation::kExecuteSrb;
     packet.flags = wire::kFlagRequestCompletion;
@@ -370,8 +373,11 @@ bool Controller::scsi(uint8_t lun, const uint8_t* cdb, uint8_t cdb_length, void*
     request.payload_size = sizeof packet;
     request.range = &range;
     if (execute_raw(0, request, kControlTimeoutNs) != RawResult::kOk) return false;
-    outcome = scsi_commands::interpret(request.answer, request.answer_size, request.answer.srb.data_transfer_length);
-    return outcome.status == IoStatus::kOk;
+    const uint32_t transferred = request.answer.srb.data_transfer_length;
+    if (moved) *moved = transferred;
+    // Fewer bytes than asked is normal (INQUIRY, REPORT LUNS); more than the buffer is a host bug.
+    return scsi_commands::interpret(request.answer, request.answer_size, transferred).status == IoStatus::kOk &&
+           transferred <= bytes && transferred >= needed;
 }
 
 // --- initialization -------------------------------------------------------------------------------------
@@ -391,29 +397,30 @@ bool Controller::negotiate_version() {
 
 bool Controller::find_luns(uint8_t* buffer) {
     uint8_t cdb[wire::kCdbMaxLength];
-    scsi_commands::Outcome outcome;
     const uint8_t length = scsi_commands::report_luns(cdb, scsi_commands::kReportLunsBytes);
-    if (!scsi(0, cdb, length, buffer, scsi_commands::kReportLunsBytes, outcome)) return false;
+    uint32_t moved = 0;
+    if (!scsi(0, cdb, length, buffer, scsi_commands::kReportLunsBytes, 8, &moved)) return false;
     uint8_t numbers[kMaxLuns];
-    const uint32_t found = scsi_commands::parse_report_luns(buffer, scsi_commands::kReportLunsBytes, numbers, kMaxLuns);
-    for (uint32_t i = 0; i < found; ++i) describe_lun(numbers[i], buffer);
+    const uint32_t found = scsi_commands::parse_report_luns(buffer, moved, numbers, kMaxLuns);
+    for (uint32_t i = 0; i < found; ++i)
+        if (!describe_lun(numbers[i], buffer)) kprint("storvsc: LUN %u: not a usable disk (INQUIRY, READ CAPACITY or MODE SENSE): not used\n", numbers[i]);
     return true;
 }
 
 bool Controller::describe_lun(uint8_t number, uint8_t* buffer) {
     uint8_t cdb[wire::kCdbMaxLength];
-    scsi_commands::Outcome outcome;
     uint8_t length = scsi_commands::inquiry(cdb, scsi_commands::kInquiryBytes);
-    if (!scsi(number, cdb, length, buffer, scsi_commands::kInquiryBytes, outcome) || !scsi_commands::is_disk(buffer)) return false;
+    if (!scsi(number, cdb, length, buffer, scsi_commands::kInquiryBytes, 1) || !scsi_commands::is_disk(buffer)) return false;
     length = scsi_commands::read_capacity16(cdb, scsi_commands::kReadCapacity16Bytes);
-    if (!scsi(number, cdb, length, buffer, scsi_commands::kReadCapacity16Bytes, outcome)) return false;
+    if (!scsi(number, cdb, length, buffer, scsi_commands::kReadCapacity16Bytes, scsi_commands::kReadCapacity16Needed)) return false;
     const scsi_commands::Capacity capacity = scsi_commands::parse_read_capacity16(buffer);
-    if (capacity.block_bytes != block::kSectorSize) {
-        kprint("storvsc: LUN %u: %u-byte blocks (the block layer takes 512): not used\n", number, capacity.block_bytes);
+    if (capacity.block_bytes != block::kSectorSize || capacity.blocks == 0) {
+        kprint("storvsc: LUN %u: %lu blocks of %u bytes (the block layer takes 512-byte sectors)\n", number,
+               capacity.blocks, capacity.block_bytes);
         return false;
     }
     length = scsi_commands::mode_sense6(cdb, scsi_commands::kModeSense6Bytes);
-    if (!scsi(number, cdb, length, buffer, scsi_commands::kModeSense6Bytes, outcome)) return false;
+    if (!scsi(number, cdb, length, buffer, scsi_commands::kModeSense6Bytes, scsi_commands::kModeSense6Bytes)) return false;
     Lun& lun = luns_[lun_count_];
     lun.controller = this;
     lun.index = lun_count_;
