@@ -36,7 +36,7 @@ constexpr uint32_t kReceiveRingPages = 8;
 static_assert(uint64_t{kSendRingPages} * vmbus::kHvPageSize > uint64_t{kSlotsPerLane} * (48 + 8 * kMaxPfns + wire::kPacketSize + 8));
 constexpr uint64_t kControlTimeoutNs = 5'000'000'000;
 constexpr uint32_t kLogLinesPerSecond = 5;
-constexpr uint32_t kMaxControllers = 4;
+constexpr uint32_t kMaxControllers = 8;
 
 void bump(uint64_t& counter) { __atomic_fetch_add(&counter, 1, __ATOMIC_RELAXED); }
 uint64_t load(const uint64_t& counter) { return __atomic_load_n(&counter, __ATOMIC_RELAXED); }
@@ -109,8 +109,11 @@ public:
     bool open_lane(vmbus::Device& device, uint32_t index);
     void lane_removed(Lane& lane);
     bool takes_sub_channel(const vmbus::Device& device) const;
+    const vmbus::Bus& bus() const { return primary_.bus(); }
     bool all_lanes_open() const { return lane_count_ == expected_lanes_; }
     void register_disks();
+    // Setting up ends once: disks registered, or the controller failed or went away.
+    void finish_setting_up();
     void log_error(const Lun& lun, const block::Command& command, const scsi_commands::Outcome& outcome);
 
     RawResult execute_raw(uint32_t lane, RawRequest& request, uint64_t timeout_ns);
@@ -142,6 +145,7 @@ private:
     uint32_t max_transfer_ = 0;     // what the block devices get
     bool ready_ = false;
     bool gone_ = false;
+    bool setting_up_ = true;        // counted in the registry's setting_up (under its lock)
     Mutex raw_lock_;                // one raw request at a time
     SpinLock log_lock_;             // guards the three below
     uint64_t log_window_ns_ = 0;
@@ -151,7 +155,7 @@ private:
 
 namespace {
 
-// The controllers bound so far and the count still setting up.
+// The controllers initialized and not removed, and the count of those still setting up.
 struct Registry {
     SpinLock lock;  // with interrupts off
     Controller* controllers[kMaxControllers] = {};
@@ -161,14 +165,20 @@ struct Registry {
     uint64_t poll_ns = kDefaultPollNs;
 } registry;
 
-bool probe(vmbus::Device& device);
-void remove(vmbus::Device& device);
-
 vmbus::Driver storvsc_driver{"storvsc", wire::kScsiInterfaceType, probe, remove, {}, false};
 
-void finished_setting_up() {
+void list(Controller& controller) {
     IrqSpinLockGuard guard(registry.lock);
-    --registry.setting_up;
+    registry.controllers[registry.count++] = &controller;
+}
+
+void unlist(const Controller& controller) {
+    IrqSpinLockGuard guard(registry.lock);
+    uint32_t index = 0;
+    while (index < registry.count && registry.controllers[index] != &controller) ++index;
+    if (index == registry.count) return;
+    for (; index + 1 < registry.count; ++index) registry.controllers[index] = registry.controllers[index + 1];
+    --registry.count;
 }
 
 void lane_interrupt(void* context) {
@@ -297,11 +307,12 @@ void Lun::start(block::Command& command) {
         range = {bytes, static_cast<uint32_t>(command.segments[0].physical % vmbus::kHvPageSize), pfns, count};
     }
     const uint64_t id = lane.requests.claim(slot_index, InFlight{&command, nullptr, bytes});
-    if (controller->gone() ||
-        lane.send(id, command.operation == block::Operation::kFlush ? nullptr : &range, &packet, sizeof packet) != RingError::kOk) {
-        InFlight unsent;
-        if (lane.requests.cancel(slot_index, id, unsent)) block::complete(command, IoStatus::kDeviceError, kDetailSendFailed);
-    }
+    const RingError sent = controller->gone() ? RingError::kNotAttached
+                                              : lane.send(id, command.operation == block::Operation::kFlush ? nullptr : &range,
+                                                          &packet, sizeof packet);
+    InFlight unsent;
+    if (sent != RingError::kOk && lane.requests.cancel(slot_index, id, unsent))
+        block::complete(command, IoStatus::kDeviceError, sent == RingError::kNotAttached ? kDetailControllerGone : kDetailSendFailed);
 }
 
 uint32_t Lun::reap(uint32_t queue) { return controller->lane(queue)->reap(); }
@@ -584,6 +595,13 @@ void Controller::log_error(const Lun& lun, const block::Command& command, const 
                command.sector, block::describe(outcome.status), outcome.detail);
 }
 
+void Controller::finish_setting_up() {
+    IrqSpinLockGuard guard(registry.lock);
+    if (!setting_up_) return;
+    setting_up_ = false;
+    --registry.setting_up;
+}
+
 // --- probe and remove ------------------------------------------------------------------------------------
 
 namespace {
@@ -603,7 +621,7 @@ bool attach_sub_channel(vmbus::Device& device) {
     if (!owner->open_lane(device, device.offer().sub_channel_index)) return false;
     if (owner->all_lanes_open()) {
         owner->register_disks();
-        finished_setting_up();
+        owner->finish_setting_up();
     }
     return true;
 }
@@ -615,43 +633,48 @@ bool probe_controller(vmbus::Device& device) {
         ++registry.setting_up;
     }
     auto* controller = new (std::nothrow) Controller(device);
-    if (!controller || !controller->open_lane(device, 0)) {
+    if (!controller) {
+        IrqSpinLockGuard guard(registry.lock);
+        --registry.setting_up;
+        return false;
+    }
+    if (!controller->open_lane(device, 0)) {
+        controller->finish_setting_up();
         delete controller;
-        finished_setting_up();
         return false;
     }
     if (!controller->initialize()) {
         kprint("storvsc: controller on relid %u: initialization failed\n", device.relid());
-        Lane* primary = controller->lane(0);
-        controller->lane_removed(*primary);  // the controller stays (gone): its lane is the device's
-        finished_setting_up();
+        controller->lane_removed(*controller->lane(0));  // the controller stays (gone): its lane is the device's
+        controller->finish_setting_up();
         return true;
     }
-    {
-        IrqSpinLockGuard guard(registry.lock);
-        registry.controllers[registry.count++] = controller;
-    }
+    list(*controller);
     if (controller->all_lanes_open()) {
         controller->register_disks();
-        finished_setting_up();
+        controller->finish_setting_up();
     }
     return true;
 }
+
+}  // namespace
 
 bool probe(vmbus::Device& device) {
     return device.offer().sub_channel_index != 0 ? attach_sub_channel(device) : probe_controller(device);
 }
 
 // The host rescinded a channel (or the bus unloads): its disks fail every request from now on.
-// They stay registered, as users may hold them; the controller's memory stays with them.
+// They stay registered with the block layer, as users may hold them, and the controller's memory
+// stays with them; the controller leaves the list of controllers with its primary.
 void remove(vmbus::Device& device) {
     auto* lane = static_cast<Lane*>(device.driver_data);
     if (!lane) return;
-    lane->controller->lane_removed(*lane);
+    Controller& controller = *lane->controller;
+    if (lane->index == 0) unlist(controller);  // first: nobody finds it once its requests fail
+    controller.lane_removed(*lane);
+    controller.finish_setting_up();
     device.driver_data = nullptr;
 }
-
-}  // namespace
 
 // --- the interfaces ---------------------------------------------------------------------------------------
 
@@ -678,6 +701,13 @@ uint32_t controller_count() {
 Controller* controller_at(uint32_t index) {
     IrqSpinLockGuard guard(registry.lock);
     return index < registry.count ? registry.controllers[index] : nullptr;
+}
+
+Controller* find_controller(const vmbus::Bus& bus) {
+    IrqSpinLockGuard guard(registry.lock);
+    for (uint32_t i = 0; i < registry.count; ++i)
+        if (&registry.controllers[i]->bus() == &bus) return registry.controllers[i];
+    return nullptr;
 }
 
 ControllerInfo info(const Controller& controller) { return controller.describe(); }
