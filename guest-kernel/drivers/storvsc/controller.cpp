@@ -8,6 +8,7 @@
 #include "kernel/console.h"
 #include "kernel/sched/thread.h"
 #include "kernel/sync/cross_call.h"
+#include "lib/format.h"
 #include "lib/string.h"
 #include "mm/heap.h"
 #include "mm/paging.h"
@@ -235,13 +236,12 @@ void Controller::register_disks() {
     limits.page_list = true;
     for (uint32_t i = 0; i < lun_count_; ++i) {
         Lun& lun = luns_[i];
+        uint32_t number;
         {
             IrqSpinLockGuard guard(registry.lock);
-            const uint32_t number = registry.next_disk++;
-            lun.name[0] = 's';
-            lun.name[1] = 'd';
-            lun.name[2] = static_cast<char>('0' + number % 10);
+            number = registry.next_disk++;
         }
+        format(lun.name, sizeof lun.name, "sd%u", number);
         lun.info.device = block::register_device(lun.name, lun.info.sectors, lun.info.read_only, limits, lun);
         if (!lun.info.device) {
             kprint("storvsc: %s not registered with the block layer\n", lun.name);

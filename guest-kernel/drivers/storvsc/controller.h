@@ -82,7 +82,7 @@ struct Lane {
 struct Lun final : block::Driver {
     Controller* controller = nullptr;
     uint32_t index = 0;
-    char name[8] = {};
+    char name[12] = {};  // "sd" and a number
     LunInfo info{};
 
     void start(block::Command& command) override;
