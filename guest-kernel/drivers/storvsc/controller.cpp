@@ -432,7 +432,7 @@ ChannelCounters channel_counters(const Controller& controller, uint32_t channel)
     const LaneCounters& c = lane->counters;
     ChannelCounters copy{lane->target_cpu, load(c.requests),   load(c.completions),
                          lane->requests.refused(), load(c.unsolicited), load(c.interrupts),
-                         load(c.interrupt_cpu_mismatches), load(c.send_failures), 0};
+                         load(c.interrupt_cpu_mismatches), load(c.send_failures), load(c.late_packets), 0};
     IrqSpinLockGuard guard(const_cast<Lane*>(lane)->use_lock);
     if (lane->channel) copy.host_signals = lane->channel->stats().host_signals;
     return copy;

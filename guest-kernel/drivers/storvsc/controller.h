@@ -48,6 +48,7 @@ struct LaneCounters {
     uint64_t interrupts;
     uint64_t interrupt_cpu_mismatches;
     uint64_t send_failures;
+    uint64_t late_packets;  // found after a release: published while the reaper was finishing
 };
 
 class Controller;

@@ -45,22 +45,35 @@ uint32_t Lane::reap() {
 }
 
 // Every packet the host has published, then one release (one index store, at most one signal).
+// The host interrupts only when it finds the ring empty, judged by the read index, which moves
+// only at the release: a packet published between the last look and the release raised no
+// interrupt, so once the index is stored the ring is looked at again.
 uint32_t Lane::drain(vmbus::Channel& open) {
     uint32_t packets = 0;
     for (;;) {
-        ring::IncomingPacket packet;
-        const RingError error = open.next(packet);
-        if (error == RingError::kEmpty) break;
-        if (error != RingError::kOk) {
-            kprint("storvsc: channel %u: host -> guest ring corrupt (%s): no more completions from it\n", index,
-                   ring::ring_error_name(error));
-            break;
+        uint32_t batch = 0;
+        for (;;) {
+            ring::IncomingPacket packet;
+            const RingError error = open.next(packet);
+            if (error == RingError::kEmpty) break;
+            if (error != RingError::kOk) {
+                kprint("storvsc: channel %u: host -> guest ring corrupt (%s): no more completions from it\n", index,
+                       ring::ring_error_name(error));
+                if (batch) open.release();
+                return packets + batch;
+            }
+            handle(open, packet);
+            ++batch;
         }
-        handle(open, packet);
-        ++packets;
+        if (batch == 0) return packets;
+        open.release();
+        packets += batch;
+        // Read index stored, then the write index loaded: fenced, as the host fences between
+        // storing its write index and loading ours (Dekker), so one of us sees the other.
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        if (!open.has_packets()) return packets;
+        bump(counters.late_packets);
     }
-    if (packets) open.release();
-    return packets;
 }
 
 void Lane::handle(vmbus::Channel& open, const ring::IncomingPacket& packet) {

@@ -74,6 +74,7 @@ struct ChannelCounters {
     uint64_t interrupts;          // channel interrupts taken
     uint64_t interrupt_cpu_mismatches;  // interrupts taken on another CPU than the target
     uint64_t send_failures;       // a full ring or a closed channel: should not happen
+    uint64_t late_packets;        // completions found on the second look after a release (no interrupt announced them)
     uint64_t host_signals;        // HvSignalEvent calls on the channel (each a VM exit)
 };
 
