@@ -27,12 +27,12 @@ boot() {  # boot CMDLINE [STATUS]: runs the VM to its end, prints its txfs lines
     [ "$status" = "$wanted" ] || { echo "FAIL: the boot exited $status, expected $wanted"; failed=1; }
 }
 "$txfs" mkfs "$image" --size 16M || exit 1
-boot "txfs=ata0 txfs_demo txfs_ls"
-expect "first boot" "^txfs: mounted ata0 .* 0 file\(s\)"
+boot "txfs=sd0 txfs_demo txfs_ls"
+expect "first boot" "^txfs: mounted sd0 .* 0 file\(s\)"
 expect "first boot" "^txfs update: version 1: \[6/6\] /Windows/System32/hvtime.dll"
 expect "first boot" "^txfs update: version 1 committed"
-boot "txfs=ata0 txfs_fsck txfs_verify txfs_ls"
-expect "second boot" "^txfs: mounted ata0 .* 6 file\(s\) \(50700 bytes\) in 2 directories, 4 key\(s\), 8 value\(s\), 0 offline"
+boot "txfs=sd0 txfs_fsck txfs_verify txfs_ls"
+expect "second boot" "^txfs: mounted sd0 .* 6 file\(s\) \(50700 bytes\) in 2 directories, 4 key\(s\), 8 value\(s\), 0 offline"
 expect "second boot" "^txfs fsck: clean"
 expect "second boot" "^txfs verify: update version 1 installed whole"
 expect "second boot" "^txfs:   value Software/Hvkvm/Update \[Version\] = 1 \(u64\)"
@@ -46,7 +46,7 @@ check_image="$(dirname "$0")/vm_kill.sh --txfs $txfs --check-image $image"
 "$txfs" set "$image" Software/Hvkvm/Update/Components hvvideo string 2 || failed=1
 echo "\$ vm_kill.sh --check-image (hvvideo's value set to version 2): $($check_image)"
 $check_image >/dev/null && { echo "FAIL: the kill test's check missed a mix of versions"; failed=1; }
-boot "txfs=ata0 txfs_verify" 4
+boot "txfs=sd0 txfs_verify" 4
 expect "mixed versions" "^txfs verify: INCONSISTENT: version 1: value hvvideo is \"2\""
 [ "$failed" = 0 ] && echo PASS
 exit "$failed"
