@@ -6,6 +6,7 @@
 #include "drivers/ata.h"
 #include "drivers/ram_disk.h"
 #include "kernel/console.h"
+#include "kernel/host_interface.h"
 #include "kernel/panic.h"
 #include "kernel/sched/thread.h"
 #include "kernel/smp/smp.h"
@@ -285,6 +286,7 @@ bool run_io_benchmark(const Cmdline& cmdline) {
     Run run{&p, device, region / block::kSectorSize, 0, 0};
     static Worker workers[abi::kMaxVcpus];
     sched::Thread* threads[abi::kMaxVcpus] = {};
+    open_measurement_window();  // KVM's exits and interrupts of the workload alone (thread start-up included)
     const block::DeviceStats before = block::stats(*device);
     run.end_ns = time::now_ns() + p.duration_ns;
     bool ok = true;
@@ -306,6 +308,7 @@ bool run_io_benchmark(const Cmdline& cmdline) {
         ok &= !workers[i].out_of_memory;
     }
     const block::DeviceStats after = block::stats(*device);
+    close_measurement_window();
     if (ok) print_result(p, *device, workers, before, after);
     uint64_t errors = 0;
     for (uint32_t i = 0; i < p.threads; ++i) {
