@@ -13,7 +13,6 @@
 #include "lib/random.h"
 #include "lib/string.h"
 #include "mm/heap.h"
-#include "tests/storage_test_support.h"
 
 namespace hvkvm::guest::bench {
 namespace {
@@ -174,6 +173,31 @@ private:
     uint64_t next_ = 0;
 };
 
+// One buffer per I/O slot: QD 32 of 1 MiB is 32 MiB, more than the allocator's largest block
+// (4 MiB), so the slots are not one allocation.
+class SlotBuffers {
+public:
+    SlotBuffers(uint32_t slots, uint32_t bytes) : slots_(slots) {
+        for (uint32_t i = 0; i < slots_; ++i) {
+            buffers_[i] = static_cast<uint8_t*>(mm::allocate(bytes, 4096));
+            if (buffers_[i]) memset(buffers_[i], 0xa5, bytes);
+            else ok_ = false;
+        }
+    }
+    ~SlotBuffers() {
+        for (uint32_t i = 0; i < slots_; ++i) mm::free(buffers_[i]);
+    }
+    SlotBuffers(const SlotBuffers&) = delete;
+    SlotBuffers& operator=(const SlotBuffers&) = delete;
+    bool ok() const { return ok_; }
+    uint8_t* operator[](uint32_t slot) const { return buffers_[slot]; }
+
+private:
+    uint32_t slots_;
+    bool ok_ = true;
+    uint8_t* buffers_[kMaxQueueDepth] = {};
+};
+
 bool take_one(Run& run) {
     const uint64_t limit = run.parameters->count;
     if (limit == 0) return time::now_ns() < run.end_ns;
@@ -184,12 +208,11 @@ void run_worker(void* argument) {
     Worker& worker = *static_cast<Worker*>(argument);
     Run& run = *worker.run;
     const Parameters& p = *run.parameters;
-    test::HeapBuffer buffers(uint64_t{p.queue_depth} * p.block_bytes);
+    SlotBuffers buffers(p.queue_depth, p.block_bytes);
     if (!buffers.ok()) {
         worker.out_of_memory = true;
         return;
     }
-    memset(buffers.data(), 0xa5, uint64_t{p.queue_depth} * p.block_bytes);
     Io ios[kMaxQueueDepth];
     Stripe stripe(run, worker.index);
     Random random(0x10be5 + worker.index);
@@ -199,7 +222,7 @@ void run_worker(void* argument) {
         io.operation = p.operation;
         io.sectors = p.block_bytes / block::kSectorSize;
         io.sector = p.random ? random.below(run.region_sectors / io.sectors) * io.sectors : stripe.next();
-        io.buffer = buffers.data() + uint64_t{slot} * p.block_bytes;
+        io.buffer = buffers[slot];
         io.context = reinterpret_cast<void*>(uint64_t{slot});
         block::submit(port, *run.device, io);
     };
