@@ -145,7 +145,12 @@ struct Run {
     block::Device* device;
     uint64_t region_sectors;
     uint64_t submitted;  // shared count against Parameters::count (atomic)
-    uint64_t end_ns;
+    uint64_t end_ns;     // set before `started`
+    // The start gate: each worker counts itself ready once its buffers are filled and waits for
+    // `started`, so that neither the clock nor the measurement window includes their set-up
+    // (32 MiB of buffers is thousands of page-fault exits). Both atomic.
+    uint32_t ready;
+    bool started;
 };
 
 struct Worker {
@@ -209,10 +214,10 @@ void run_worker(void* argument) {
     Run& run = *worker.run;
     const Parameters& p = *run.parameters;
     SlotBuffers buffers(p.queue_depth, p.block_bytes);
-    if (!buffers.ok()) {
-        worker.out_of_memory = true;
-        return;
-    }
+    worker.out_of_memory = !buffers.ok();
+    __atomic_add_fetch(&run.ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&run.started, __ATOMIC_ACQUIRE)) sched::yield();
+    if (worker.out_of_memory) return;
     Io ios[kMaxQueueDepth];
     Stripe stripe(run, worker.index);
     Random random(0x10be5 + worker.index);
@@ -306,12 +311,10 @@ bool run_io_benchmark(const Cmdline& cmdline) {
         ram_disk::destroy(ram);
         return false;
     }
-    Run run{&p, device, region / block::kSectorSize, 0, 0};
+    Run run{&p, device, region / block::kSectorSize, 0, 0, 0, false};
     static Worker workers[abi::kMaxVcpus];
     sched::Thread* threads[abi::kMaxVcpus] = {};
-    open_measurement_window();  // KVM's exits and interrupts of the workload alone (thread start-up included)
-    const block::DeviceStats before = block::stats(*device);
-    run.end_ns = time::now_ns() + p.duration_ns;
+    uint32_t created = 0;
     bool ok = true;
     for (uint32_t i = 0; i < p.threads; ++i) {
         workers[i] = Worker{};
@@ -324,7 +327,13 @@ bool run_io_benchmark(const Cmdline& cmdline) {
         options.stack_bytes = 32 * 1024;
         threads[i] = sched::create_thread(run_worker, &workers[i], options);
         ok &= threads[i] != nullptr;
+        created += threads[i] != nullptr;
     }
+    while (__atomic_load_n(&run.ready, __ATOMIC_ACQUIRE) < created) sched::yield();
+    open_measurement_window();  // KVM's exits and interrupts of the workload alone
+    const block::DeviceStats before = block::stats(*device);
+    run.end_ns = time::now_ns() + p.duration_ns;
+    __atomic_store_n(&run.started, true, __ATOMIC_RELEASE);
     for (uint32_t i = 0; i < p.threads; ++i) {
         if (!threads[i]) continue;
         sched::join(threads[i]);

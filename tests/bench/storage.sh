@@ -312,7 +312,9 @@ write_table() {
     done
 }
 
-command_line="tests/bench/storage.sh$([ "$quick" = 1 ] && echo " --quick") --repeat $repeat --time-ms $time_ms --buses $buses --image-mib $image_mib --max-cell-s $max_cell_s"
+quick_flag=""
+if [ "$quick" = 1 ]; then quick_flag=" --quick"; fi
+command_line="tests/bench/storage.sh$quick_flag --repeat $repeat --time-ms $time_ms --buses $buses --image-mib $image_mib --max-cell-s $max_cell_s"
 mkdir -p "$out"
 {
     echo "# Storage benchmark results"
@@ -353,8 +355,8 @@ plot() {
             echo
         done
     } >"$data"
-    # Nothing measured for this block size (e.g. --quick, or only the host ran exits): no plot.
-    if ! tail -n +2 "$data" | cut -f2- | grep -q '[0-9]'; then return 0; fi
+    # Nothing measured for this block size or these buses (e.g. --quick, or the host's exits): no plot.
+    if [ -z "$plotted" ] || ! tail -n +2 "$data" | cut -f2- | grep -q '[0-9]'; then return 0; fi
     local columns
     columns=$(( $(wc -w <<<"$plotted") + 1 ))
     gnuplot <<GNUPLOT
