@@ -1,9 +1,10 @@
 # Checks that the guest kernel's modules depend on each other one way only:
 #
-#   lib  <-  arch, hv  <-  kernel/sync  <-  mm  <-  kernel  <-  block  <-  drivers  <-  init, bench, tests
+#   lib  <-  arch, hv  <-  kernel/sync  <-  mm  <-  kernel  <-  block  <-  drivers, fs  <-  init, bench, tests
 #
-# A file may include headers of its own layer and of the layers to its left, and drivers and the
-# layers above them the freestanding VMBus library ("vmbus/..."). The one exception:
+# A file may include headers of its own layer and of the layers to its left, and drivers, fs and
+# the layers above them the freestanding libraries: VMBus ("vmbus/...") and the txfs core
+# ("core/...", hvkvm_txfs_guest, whose include root is txfs/). The one exception:
 # every layer may include kernel/panic.h, because a fatal error must be reportable from anywhere
 # (panic() itself only reaches down: console, report page, exit port). The arch entry stubs'
 # call into the kernel's handle_trap is the same kind of upcall and needs no include.
@@ -16,7 +17,7 @@ endif()
 
 # The layer of a path relative to the guest folder; the longest matching prefix wins.
 function(layer_of path result)
-  set(layers "lib/=0" "arch/=1" "hv/=1" "kernel/sync/=2" "mm/=3" "kernel/=4" "block/=5" "drivers/=6"
+  set(layers "lib/=0" "arch/=1" "hv/=1" "kernel/sync/=2" "mm/=3" "kernel/=4" "block/=5" "drivers/=6" "fs/=6"
              "init/=7" "bench/=7" "tests/=7")
   set(best_length -1)
   set(best_layer "")
@@ -49,11 +50,11 @@ foreach(source IN LISTS sources)
     if(header MATCHES "^hvkvm/" OR header STREQUAL "kernel/panic.h")
       continue()  # the shared ABI headers, and the one named exception
     endif()
-    if(header MATCHES "^vmbus/")
-      # The freestanding VMBus library (hvkvm_vmbus_guest) depends on nothing in the guest; its
-      # users are drivers and what sits above them.
+    if(header MATCHES "^(vmbus|core)/")
+      # The freestanding VMBus library (hvkvm_vmbus_guest) and txfs core (hvkvm_txfs_guest) depend
+      # on nothing in the guest; their users are drivers, fs and what sits above them.
       if(source_layer LESS 5)
-        message(SEND_ERROR "${source} (layer ${source_layer}) includes \"${header}\": the VMBus library is for drivers and above")
+        message(SEND_ERROR "${source} (layer ${source_layer}) includes \"${header}\": the VMBus and txfs libraries are for drivers, fs and above")
         math(EXPR violations "${violations} + 1")
       endif()
       continue()

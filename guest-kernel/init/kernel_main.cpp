@@ -10,6 +10,7 @@
 #include "drivers/ata.h"
 #include "drivers/ic/ic.h"
 #include "drivers/vmbus/vmbus.h"
+#include "fs/txfs/boot_commands.h"
 #include "arch/x86_64/platform/platform.h"
 #include "kernel/cmdline.h"
 #include "kernel/console.h"
@@ -170,6 +171,7 @@ void kernel_main(const abi::BootInfo& boot_info) {
     vmbus::start();  // without a VMBus host the kernel carries on without it
     start_integration_services(cmdline);
     flood_guest_log(cmdline);
+    if (cmdline.has("txfs")) finish(fs::run_txfs_boot_commands(cmdline));
     const StringView test_glob = cmdline.value("test", &found);
     if (found) finish(ktest::run_matching(test_glob.data(), static_cast<uint32_t>(test_glob.size())));
     const StringView bench = cmdline.value("bench", &found);
