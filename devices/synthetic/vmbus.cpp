@@ -56,7 +56,13 @@ public:
         }
     }
 
-    void stop() override { report_ = root_->describe(), root_.reset(); }
+    void stop() override {
+        report_ = root_->describe();
+        root_.reset();
+        // The next VM on these images must not find them locked by the ring the root partition left.
+        if (!vmm::release_disk_images(disks_, kDiskReleaseLimit))
+            spdlog::warn("vmbus: a disk image is still locked {} ms after the root partition exited", kDiskReleaseLimit.count());
+    }
 
     std::string report() const override { return root_ ? root_->describe() : report_; }
 
@@ -100,6 +106,7 @@ private:
     // Time for the guest to answer through its VSC (the root's own limit per request is 1.5 s, and
     // `kvp get` may ask three pools).
     static constexpr std::chrono::milliseconds kControlTimeout{5000};
+    static constexpr std::chrono::milliseconds kDiskReleaseLimit{2000};
     static constexpr std::chrono::milliseconds kShutdownAnswerTimeout{3000};
 
     nlohmann::json ask_root(const nlohmann::json& request, std::chrono::milliseconds timeout) const {

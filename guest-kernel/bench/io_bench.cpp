@@ -4,6 +4,7 @@
 #include "arch/x86_64/time.h"
 #include "block/block.h"
 #include "drivers/ata.h"
+#include "drivers/storvsc/storvsc.h"
 #include "drivers/ram_disk.h"
 #include "kernel/console.h"
 #include "kernel/host_interface.h"
@@ -41,15 +42,7 @@ struct Parameters {
 
 // --- parsing --------------------------------------------------------------------------------------
 
-bool parse_number(StringView text, uint64_t& value) {
-    if (text.empty()) return false;
-    value = 0;
-    for (size_t i = 0; i < text.size(); ++i) {
-        if (text[i] < '0' || text[i] > '9' || value > (~0ull - 9) / 10) return false;
-        value = value * 10 + static_cast<uint64_t>(text[i] - '0');
-    }
-    return true;
-}
+bool parse_number(StringView text, uint64_t& value) { return parse_decimal(text, value); }
 
 // "4096", "4k", "64k", "1m".
 bool parse_size(StringView text, uint64_t& bytes) {
@@ -248,6 +241,7 @@ void run_worker(void* argument) {
 const char* device_mode(const block::Device& device) {
     for (uint32_t i = 0; i < 2; ++i)
         if (const ata::DriveInfo* drive = ata::drive(i); drive && drive->device == &device) return ata::mode_name(drive->mode);
+    if (storvsc::find_lun(device)) return "vmbus";
     return "-";
 }
 
@@ -288,6 +282,13 @@ block::Device* choose_device(StringView name, ram_disk::RamDisk*& ram) {
         options.limits.queue_depth = kMaxQueueDepth;
         ram = ram_disk::create(options);
         return ram ? &ram_disk::device(*ram) : nullptr;
+    }
+    // By bus: the first disk on it.
+    if (name == "ide") return ata::drive(0) ? ata::drive(0)->device : nullptr;
+    if (name == "vmbus") {
+        const storvsc::Controller* controller = storvsc::controller_at(0);
+        const storvsc::LunInfo* first = controller ? storvsc::lun(*controller, 0) : nullptr;
+        return first ? first->device : nullptr;
     }
     return block::find_device(name);
 }

@@ -4,8 +4,9 @@
 // alone; tests/bench/storage.sh boots it once per configuration and divides them by the I/Os.
 // Parameters (all optional):
 //
-//   io.device=NAME        block device (default ata0); `ram` makes a 64 MiB RAM disk (the block
-//                         layer's own cost)
+//   io.device=NAME        block device (default ata0): ata0/ata1 (IDE), sd0, sd1... (VMBus LUNs),
+//                         or by bus, `ide` (ata0) or `vmbus` (the first VMBus LUN); `ram` makes a
+//                         64 MiB RAM disk (the block layer's own cost)
 //   io.pattern=seq|rand   sequential (each thread its own stripe) or random offsets (default seq)
 //   io.op=read|write      (default read)
 //   io.bs=SIZE            bytes per I/O, a multiple of 512 up to 1m: 4k, 64k, 1m, 512... (default 4k)

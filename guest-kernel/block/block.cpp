@@ -148,6 +148,7 @@ IoStatus check(const Device& device, const Io& io) {
     if (io.sectors == 0) return IoStatus::kInvalid;
     if (io.sector > device.sectors || io.sectors > device.sectors - io.sector) return IoStatus::kOutOfRange;
     if (io.operation == Operation::kWrite && device.read_only) return IoStatus::kReadOnly;
+    if (io.fua && (io.operation != Operation::kWrite || !device.limits.fua)) return IoStatus::kInvalid;
     if (!buffer_usable(io)) return IoStatus::kInvalid;
     return IoStatus::kPending;
 }
@@ -164,6 +165,14 @@ bool extend_last_segment(const Limits& limits, Command& command, uint64_t physic
     return true;
 }
 
+// Page lists: a new segment must start a page, and the one before it end one (only Ios' buffers
+// that start or end inside a page meet this; an Io's own pages always continue its list).
+bool continues_page_list(const Command& command, uint64_t physical) {
+    if (command.segment_count == 0) return true;
+    const Segment& last = command.segment_storage[command.segment_count - 1];
+    return physical % abi::kPageSize == 0 && (last.physical + last.bytes) % abi::kPageSize == 0;
+}
+
 // Appends the physical segments of up to `wanted` sectors of `io`, from where its dispatch stands;
 // returns the sectors that fit in the command's segments. Buffers are 512-byte aligned, so every
 // piece of a page is whole sectors.
@@ -176,6 +185,7 @@ uint32_t add_segments(const Limits& limits, Command& command, const Io& io, uint
         const uint64_t physical = mm::translate(address);
         if (!extend_last_segment(limits, command, physical, bytes)) {
             if (command.segment_count == limits.max_segments) break;
+            if (limits.page_list && !continues_page_list(command, physical)) break;
             command.segment_storage[command.segment_count++] = Segment{physical, static_cast<uint32_t>(bytes)};
         }
         address += bytes;
@@ -195,7 +205,7 @@ void add_piece(Command& command, Io& io, uint32_t sectors) {
 // The next Io carries on where the command ends: same operation, the following sector, and not
 // already partly dispatched.
 bool continues(const Command& command, const Io& io) {
-    return io.operation == command.operation && io.dispatched_sectors == 0 &&
+    return io.operation == command.operation && io.fua == command.fua && io.dispatched_sectors == 0 &&
            io.sector == command.sector + command.sectors;
 }
 
@@ -205,6 +215,7 @@ bool continues(const Command& command, const Io& io) {
 void build_command(Device& device, SoftwareQueue& software, Command& command) {
     Io& first = *software.ios.front();
     command.operation = first.operation;
+    command.fua = first.fua;
     command.sector = first.sector + first.dispatched_sectors;
     command.sectors = 0;
     command.segment_count = 0;
@@ -548,7 +559,8 @@ DeviceInfo info(const Device& device) {
             device.limits.max_sectors,
             device.limits.queue_depth,
             device.limits.hardware_queues,
-            device.limits.poll_ns != 0};
+            device.limits.poll_ns != 0,
+            device.limits.fua};
 }
 
 DeviceStats stats(const Device& device) {

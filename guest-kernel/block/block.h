@@ -37,8 +37,9 @@ enum class IoStatus : uint8_t {
     kPending,
     kOk,
     kOutOfRange,   // [sector, sector + sectors) is not on the device
-    kReadOnly,     // a write to a device registered read-only
-    kInvalid,      // a read or write of no sectors; a buffer not 512-byte aligned or not mapped
+    kReadOnly,     // a write to a device registered read-only (or that the device refused as such)
+    kInvalid,      // a read or write of no sectors; a buffer not 512-byte aligned or not mapped;
+                   // FUA on a device without it
     kDeviceError,  // the device failed it; device_error holds the driver's detail
 };
 const char* describe(IoStatus status);
@@ -48,6 +49,7 @@ struct Io {
     Operation operation = Operation::kRead;
     uint64_t sector = 0;
     uint32_t sectors = 0;                   // 0 for a flush
+    bool fua = false;                       // a write durable when it completes (Limits::fua devices)
     void* buffer = nullptr;                 // sectors * 512 bytes, 512-byte aligned, any kernel mapping
     void (*on_complete)(Io& io) = nullptr;  // runs in the waiting thread before wait() returns the Io
     void* context = nullptr;                // the issuer's
@@ -123,6 +125,7 @@ struct DeviceInfo {
     uint32_t queue_depth;       // per hardware queue
     uint32_t hardware_queues;
     bool polls;                 // waiters poll it
+    bool fua;                   // takes FUA writes
 };
 DeviceInfo info(const Device& device);
 

@@ -33,6 +33,10 @@ struct Limits {
     uint32_t queue_depth = 1;             // 1..kMaxQueueDepth commands in flight per hardware queue
     uint32_t hardware_queues = 1;         // CPU c uses queue c % hardware_queues
     uint64_t poll_ns = 0;                 // how long a waiter polls a busy queue (0: never; reap() is then only called from interrupts)
+    bool fua = false;                     // the device takes FUA writes (else they are refused, kInvalid)
+    // The segments must form one page list (a VMBus GPA range): only the first may start, and only
+    // the last end, inside a page. Ios whose buffers would leave a gap are not merged.
+    bool page_list = false;
 };
 
 // A physically contiguous piece of a command's data.
@@ -44,6 +48,7 @@ struct Segment {
 struct Command {
     // For the driver.
     Operation operation;
+    bool fua;          // a write: durable when it completes
     uint64_t sector;
     uint32_t sectors;  // 0 for a flush
     const Segment* segments;

@@ -9,6 +9,7 @@
 #include "bench/vmbus_echo_bench.h"
 #include "drivers/ata.h"
 #include "drivers/ic/ic.h"
+#include "drivers/storvsc/storvsc.h"
 #include "drivers/vmbus/vmbus.h"
 #include "fs/txfs/boot_commands.h"
 #include "arch/x86_64/platform/platform.h"
@@ -154,6 +155,11 @@ void probe_storage(const Cmdline& cmdline) {
     if (found && !(mode == "pio" || mode == "dma"))
         kprint("ata=%.*s: unknown mode (pio or dma): using dma\n", static_cast<int>(mode.size()), mode.data());
     ata::probe(found && mode == "pio" ? ata::Mode::kPio : ata::Mode::kDma);
+    // The VMBus disks come with the bus (vmbus::start); how long their waiters poll:
+    const StringView poll_us = cmdline.value("storvsc.poll_us", &found);
+    uint64_t microseconds = 0;
+    if (found && parse_decimal(poll_us, microseconds) && microseconds <= 1'000'000) storvsc::set_poll_ns(microseconds * 1000);
+    else if (found) kprint("storvsc.poll_us=%.*s: not a number of microseconds up to 1000000: ignored\n", static_cast<int>(poll_us.size()), poll_us.data());
 }
 
 }  // namespace

@@ -57,7 +57,16 @@ enum PatternFlags : uint64_t {
     kFlushKillScenario = 1u << 0,
     // The VM is given this image read-only: the guest's writes must be refused.
     kExpectReadOnly = 1u << 1,
+    // An earlier run wrote the guest region and the host found it intact (disk-pattern
+    // mark-written): this run reads it back, possibly through the other bus.
+    kGuestRegionWritten = 1u << 2,
+    // The host fails one of the guest's writes (config debug.disk_fault on this disk, write, nth
+    // kFaultWrite): the guest writes its region in kFaultChunks pieces, sees exactly that one fail
+    // with the right sense, writes it again, and the host then finds the whole region intact.
+    kFaultScenario = 1u << 3,
 };
+inline constexpr uint32_t kFaultChunks = 16;
+inline constexpr uint32_t kFaultWrite = 3;
 static_assert(sizeof(PatternHeader) == 72 && sizeof(PatternHeader) <= kSectorBytes);
 static_assert(__builtin_offsetof(PatternHeader, host_seed) == 16 && __builtin_offsetof(PatternHeader, flags) == 64);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
 
 namespace hvkvm::guest {
 
@@ -44,5 +45,18 @@ private:
     const char* data_ = "";
     size_t size_ = 0;
 };
+
+// A decimal number without sign or suffix that fits 64 bits.
+constexpr bool parse_decimal(StringView text, uint64_t& value) {
+    if (text.empty()) return false;
+    value = 0;
+    for (size_t i = 0; i < text.size(); ++i) {
+        if (text[i] < '0' || text[i] > '9') return false;
+        const auto digit = static_cast<uint64_t>(text[i] - '0');
+        if (value > (~0ull - digit) / 10) return false;  // value * 10 + digit would not fit
+        value = value * 10 + digit;
+    }
+    return true;
+}
 
 }  // namespace hvkvm::guest

@@ -18,18 +18,13 @@ namespace {
 
 using block::IoStatus;
 using test::HeapBuffer;
+using test::read_and_check;
+using test::read_header;
 namespace wire = abi::ata;
 
 constexpr const char* kNoDisk = "needs an IDE disk (configs/ide-disk.json)";
 constexpr const char* kNoPattern = "needs a disk prepared by disk-pattern (tests/integration)";
 constexpr uint32_t kSector = block::kSectorSize;
-
-bool read_header(block::Device& device, disk_pattern::PatternHeader& header) {
-    HeapBuffer sector(kSector);
-    if (block::read(device, 0, 1, sector.data()) != IoStatus::kOk) return false;
-    memcpy(&header, sector.data(), sizeof header);
-    return disk_pattern::header_valid(header);
-}
 
 // Restores the channel's transfer mode when a test ends.
 class ModeScope {
@@ -40,21 +35,6 @@ public:
 private:
     ata::Mode saved_;
 };
-
-// Reads [first, first + count) in Ios of the given sizes (cycled), checking the pattern.
-bool read_and_check(block::Device& device, uint64_t seed, uint64_t first, uint64_t count, const uint32_t* sizes,
-                    uint32_t size_count) {
-    HeapBuffer buffer(2048 * kSector);
-    uint32_t turn = 0;
-    for (uint64_t sector = first; sector < first + count;) {
-        uint32_t sectors = sizes[turn++ % size_count];
-        if (sector + sectors > first + count) sectors = static_cast<uint32_t>(first + count - sector);
-        if (block::read(device, sector, sectors, buffer.data()) != IoStatus::kOk) return false;
-        if (!test::check_pattern(buffer.data(), sector, sectors, seed)) return false;
-        sector += sectors;
-    }
-    return true;
-}
 
 }  // namespace
 
@@ -226,20 +206,19 @@ KTEST(storage, ata_flush_survives_a_vmm_kill) {
     disk_pattern::PatternHeader header;
     KSKIP_UNLESS(read_header(*drive->device, header) && (header.flags & disk_pattern::kFlushKillScenario),
                  "needs a disk prepared with disk-pattern --flush-kill (tests/integration/storage_flush_kill.sh)");
-    block::Device& device = *drive->device;
-    HeapBuffer data(header.guest_sectors * kSector);
-    test::fill_pattern(data.data(), header.guest_first, static_cast<uint32_t>(header.guest_sectors), header.guest_seed);
-    KASSERT(block::write(device, header.guest_first, static_cast<uint32_t>(header.guest_sectors), data.data()) == IoStatus::kOk);
-    KASSERT(block::flush(device) == IoStatus::kOk);
-    kprint("storage: %lu sectors written and flushed; waiting to be killed\n", header.guest_sectors);
-    // Unflushed writes elsewhere until the kill comes (the host checks only the flushed region).
-    const uint64_t scratch = header.guest_first + header.guest_sectors;
-    const uint64_t deadline = time::now_ns() + 60'000'000'000ull;
-    while (time::now_ns() < deadline) {
-        KASSERT(block::write(device, scratch, 64, data.data()) == IoStatus::kOk);
-        sched::sleep_ns(1'000'000);
-    }
-    KEXPECT(!"the host never killed the VMM");
+    test::write_flush_and_wait_for_kill(*drive->device, header);
+    KEXPECT(!"the host never killed the VMM (or a write failed)");
+}
+
+// The cross-bus check: another run (over VMBus) wrote the guest region and the host marked it.
+KTEST(storage, ata_reads_back_the_guest_pattern) {
+    const ata::DriveInfo* drive = ata::drive(0);
+    KSKIP_UNLESS(drive, kNoDisk);
+    disk_pattern::PatternHeader header;
+    KSKIP_UNLESS(read_header(*drive->device, header) && (header.flags & disk_pattern::kGuestRegionWritten),
+                 "needs a disk whose guest region an earlier run wrote (disk-pattern mark-written)");
+    const uint32_t sizes[] = {8, 256, 1000};
+    KEXPECT(read_and_check(*drive->device, header.guest_seed, header.guest_first, header.guest_sectors, sizes, 3));
 }
 
 }  // namespace hvkvm::guest

@@ -8,6 +8,7 @@
 #include <catch2/catch.hpp>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "config/config.h"
 #include "storage/disk_image.h"
@@ -116,6 +117,36 @@ TEST_CASE("disk image: locked against a second disk of this VM and against anoth
     ::close(ready[0]);
     ::close(ready[1]);
     CHECK(open_disk_image(config_for(image.path()), "disks[0]").fd.valid());  // the lock died with it
+}
+
+// What the root partition's io_uring does to the VMM's images: another reference to the open file
+// (here a dup, closed by a thread later) keeps the lock after the VMM closed its own.
+TEST_CASE("disk image: released only once every other reference is gone, within the limit", "[storage][disk-image]") {
+    using namespace std::chrono_literals;
+    ScratchImage image(1 << 20);
+    std::vector<DiskImage> disks;
+    disks.push_back(open_disk_image(config_for(image.path()), "disks[0]"));
+    UniqueFd lingering(::dup(disks[0].fd.get()));
+    REQUIRE(lingering.valid());
+    const auto start = std::chrono::steady_clock::now();
+    std::thread ring_teardown([&] {
+        std::this_thread::sleep_for(50ms);
+        lingering.reset();
+    });
+    CHECK(release_disk_images(disks, 2000ms));
+    const auto waited = std::chrono::steady_clock::now() - start;
+    ring_teardown.join();
+    CHECK(disks.empty());
+    CHECK(waited >= 50ms);
+    CHECK(open_disk_image(config_for(image.path()), "disks[0]").fd.valid());  // free for the next VM
+
+    // A reference that stays: the limit ends the wait, and says so.
+    disks.push_back(open_disk_image(config_for(image.path()), "disks[0]"));
+    UniqueFd kept(::dup(disks[0].fd.get()));
+    const auto again = std::chrono::steady_clock::now();
+    CHECK_FALSE(release_disk_images(disks, 100ms));
+    CHECK(std::chrono::steady_clock::now() - again >= 100ms);
+    CHECK_THAT(refusal(config_for(image.path())), Catch::Contains("in use"));
 }
 
 TEST_CASE("disk image: read-only images share their lock; a writer is still refused", "[storage][disk-image]") {

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The guest I/O workload (bench=io) on the emulated IDE disk, by PIO and by DMA: one boot per
-# configuration and run, and a Markdown table of medians (with the range over the runs) of IOPS,
-# MB/s, latency p50/p99 (guest TSC), VM exits per I/O (the VMM's count of IDE register exits, and
-# KVM's count of all exits less an idle boot's), and interrupts per I/O (the block layer's count).
+# The guest I/O workload (bench=io) on the emulated IDE disk, by PIO and by DMA, and on the same
+# image as a VMBus disk (storvsc): one boot per configuration and run, and a Markdown table of
+# medians (with the range over the runs) of IOPS, MB/s, latency p50/p99 (guest TSC), VM exits per
+# I/O (the VMM's count of IDE register exits, and KVM's count of all exits less an idle boot's),
+# and interrupts per I/O (the block layer's count: the IDE interrupt, or the VMBus channel's).
 #
 #   tests/bench/storage_ide.sh [VMM] [KERNEL] [RUNS] [MS_PER_RUN]
 #   defaults: build/bin/vmm build/bin/guest-kernel.elf 3 1000
 #   WORKLOADS="rand,read,4k,1 seq,read,1m,1 ..." overrides the list of pattern,op,bs,qd.
+#   MODES="pio dma vmbus" (the default: pio dma) picks the paths; KERNEL_ARGS="storvsc.poll_us=0"
+#   adds words to every boot's kernel command line.
 #
 # The image (256 MiB, written through so its blocks exist) lives in build/ and is opened with
 # cache "none" (O_DIRECT), so reads reach the host's disk rather than its page cache.
@@ -16,6 +19,7 @@ kernel=${2:-build/bin/guest-kernel.elf}
 runs=${3:-3}
 ms=${4:-1000}
 workloads=${WORKLOADS:-"rand,read,4k,1 rand,read,4k,32 rand,write,4k,1 seq,read,64k,1 seq,read,1m,1 seq,write,1m,1"}
+modes=${MODES:-"pio dma"}
 image=build/storage-bench.img
 config=configs/ide-disk.json
 
@@ -24,8 +28,12 @@ if [ ! -s "$image" ] || [ "$(stat -c %s "$image")" != $((256 << 20)) ]; then
     dd if=/dev/zero of="$image" bs=1M count=256 conv=fsync status=none
 fi
 
-boot() {  # boot CMDLINE: the whole run's output
-    "$vmm" run "$config" --set kernel.path="$kernel" --set "disks[0].path=$image" --set "kernel.cmdline=$1" 2>&1
+bus_of() { if [ "$1" = vmbus ]; then echo vmbus; else echo ide; fi; }
+boot() {  # boot MODE CMDLINE: the whole run's output (pio and dma: the ATA driver's mode)
+    local ata_mode=$1
+    [ "$1" = vmbus ] && ata_mode=dma
+    "$vmm" run "$config" --set kernel.path="$kernel" --set "disks[0].path=$image" --set "disks[0].bus=$(bus_of "$1")" \
+        --set "kernel.cmdline=ata=$ata_mode ${KERNEL_ARGS:-} $2" 2>&1
 }
 kvm_exits() { grep -A3 'KVM counters (KVM_GET_STATS_FD), all vCPUs' | grep -oE '(^| )exits=[0-9]+' | head -1 | grep -oE '[0-9]+'; }
 ide_exits() { grep -oE '^ +[0-9]+  pio ide$' | grep -oE '[0-9]+' || echo 0; }
@@ -34,17 +42,17 @@ field() { grep -oE "(^| )$1=[0-9.]+" | head -1 | cut -d= -f2; }
 samples=$(mktemp)
 trap 'rm -f "$samples"' EXIT
 declare -A baseline
-for mode in pio dma; do  # an idle boot's exits, subtracted from every run
-    baseline[$mode]=$(boot "ata=$mode" | kvm_exits)
+for mode in $modes; do  # an idle boot's exits, subtracted from every run
+    baseline[$mode]=$(boot "$mode" "" | kvm_exits)
 done
 
-total=$((runs * 2 * $(wc -w <<<"$workloads")))
+total=$((runs * $(wc -w <<<"$modes") * $(wc -w <<<"$workloads")))
 done_runs=0
 for run in $(seq "$runs"); do
     for workload in $workloads; do
         IFS=, read -r pattern op bs qd <<<"$workload"
-        for mode in pio dma; do  # interleaved, so machine noise hits both alike
-            output=$(boot "ata=$mode bench=io io.pattern=$pattern io.op=$op io.bs=$bs io.qd=$qd io.time_ms=$ms")
+        for mode in $modes; do  # interleaved, so machine noise hits all alike
+            output=$(boot "$mode" "bench=io io.device=$(bus_of "$mode") io.pattern=$pattern io.op=$op io.bs=$bs io.qd=$qd io.time_ms=$ms")
             result=$(grep '^io-result ' <<<"$output") || { echo "no io-result for $mode $workload:" >&2; echo "$output" >&2; exit 1; }
             ios=$(field ios <<<"$result")
             all=$(kvm_exits <<<"$output")
@@ -67,13 +75,13 @@ stat() {  # stat KEY COLUMN: "median (min–max)" over the runs
 }
 median() { awk -v key="$1" -v col="$2" '$1 == key { print $col }' "$samples" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-echo "bench=io on the emulated IDE disk: $runs boots per row, ${ms} ms each; median (min–max)"
+echo "bench=io ($modes${KERNEL_ARGS:+, $KERNEL_ARGS}): $runs boots per row, ${ms} ms each; median (min–max)"
 echo
 echo "| mode | pattern | op | block | QD | IOPS | MB/s | p50 µs | p99 µs | IDE register exits/I/O | all exits/I/O | interrupts/I/O |"
 echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
 for workload in $workloads; do
     IFS=, read -r pattern op bs qd <<<"$workload"
-    for mode in pio dma; do
+    for mode in $modes; do
         key="$mode/$workload"
         printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "${mode^^}" "$pattern" "$op" "$bs" "$qd" \
             "$(stat "$key" 2)" "$(stat "$key" 3)" "$(median "$key" 4)" "$(median "$key" 5)" "$(median "$key" 6)" \

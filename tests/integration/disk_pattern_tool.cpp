@@ -3,8 +3,10 @@
 // holds the guest's pattern and the host's region is untouched. The pattern is the guest's own
 // code (guest-kernel/lib/disk_pattern.h), compiled here for the host.
 //
-//   disk-pattern prepare IMAGE --size-mib N [--flush-kill | --read-only]
+//   disk-pattern prepare IMAGE --size-mib N [--flush-kill | --read-only | --fault]
 //   disk-pattern check IMAGE
+//   disk-pattern mark-written IMAGE   (after a successful check: the next run reads the guest
+//                                      region back, e.g. through the other bus)
 //
 // Exit status: 0 done / verified, 1 a check failed (the first bad sector is named), 2 usage or
 // I/O error.
@@ -84,7 +86,8 @@ int prepare(const std::string& path, uint64_t size_mib, uint64_t flags) {
     std::cout << path << ": " << size_mib << " MiB, host pattern in sectors " << kHostFirst << ".." << kHostFirst + kHostSectors - 1
               << ", guest region " << kGuestFirst << ".." << kGuestFirst + kGuestSectors - 1
               << (flags & pattern::kFlushKillScenario ? " (flush-kill scenario)" : "")
-              << (flags & pattern::kExpectReadOnly ? " (to be attached read-only)" : "") << "\n";
+              << (flags & pattern::kExpectReadOnly ? " (to be attached read-only)" : "")
+              << (flags & pattern::kFaultScenario ? " (host write fault scenario)" : "") << "\n";
     return 0;
 }
 
@@ -117,17 +120,35 @@ int check(const std::string& path) {
     return 0;
 }
 
+// The guest region holds the guest's pattern (checked first): the next run is to read it back.
+int mark_written(const std::string& path) {
+    if (const int status = check(path); status != 0) return status;
+    Image image(path, O_RDWR);
+    std::vector<uint8_t> sector0 = image.read_at(0, 1);
+    pattern::PatternHeader header{};
+    std::memcpy(&header, sector0.data(), sizeof header);
+    header.flags = pattern::kGuestRegionWritten;
+    std::memcpy(sector0.data(), &header, sizeof header);
+    image.write_at(0, sector0);
+    image.sync();
+    std::cout << path << ": marked: the next run reads the guest region back\n";
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.size() >= 2 && args[0] == "check" && args.size() == 2) return check(args[1]);
+    if (args.size() == 2 && args[0] == "check") return check(args[1]);
+    if (args.size() == 2 && args[0] == "mark-written") return mark_written(args[1]);
     if (args.size() >= 4 && args.size() <= 5 && args[0] == "prepare" && args[2] == "--size-mib") {
         uint64_t flags = 0;
         if (args.size() == 5 && args[4] == "--flush-kill") flags = pattern::kFlushKillScenario;
         else if (args.size() == 5 && args[4] == "--read-only") flags = pattern::kExpectReadOnly;
+        else if (args.size() == 5 && args[4] == "--fault") flags = pattern::kFaultScenario;
         else if (args.size() == 5) fail("unknown option " + args[4]);
         return prepare(args[1], std::stoull(args[3]), flags);
     }
-    fail("usage: disk-pattern prepare IMAGE --size-mib N [--flush-kill | --read-only] | disk-pattern check IMAGE");
+    fail("usage: disk-pattern prepare IMAGE --size-mib N [--flush-kill | --read-only | --fault] | disk-pattern check IMAGE"
+         " | disk-pattern mark-written IMAGE");
 }

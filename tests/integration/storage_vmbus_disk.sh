@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A VM with vmbus disks: the VMM opens and locks the images, hands them to the root partition
-# over the link, and storvsp serves them from inside the sandbox (`vmm ctl storage` shows them); a
-# second VM on the same image is refused with status 2 naming the key.
+# over the link, and storvsp serves them from inside the sandbox to the guest's storvsc (`vmm ctl
+# storage` shows them, initialized, with a sub-channel on the second vCPU); a second VM on the same
+# image is refused with status 2 naming the key.
 #   storage_vmbus_disk.sh VMM KERNEL SCRATCH_DIR   (exit 77: no usable /dev/kvm)
 set -u
 vmm=$1 kernel=$(realpath "$2") scratch=$3
@@ -34,7 +35,12 @@ failed=0
 expect() {  # expect NAME REGEX TEXT
     grep -Eq -- "$2" <<<"$3" || { echo "FAIL ($1): no /$2/"; failed=1; }
 }
-answer=$("$vmm" ctl "$dir/control.sock" storage 2>&1)
+# The guest sets storvsp up while it boots: ask until its sub-channel is open (10 s at most).
+for _ in $(seq 100); do
+    answer=$("$vmm" ctl "$dir/control.sock" storage 2>&1)
+    grep -q '"target_vp": 1' <<<"$answer" && break
+    sleep 0.1
+done
 echo "\$ vmm ctl SOCKET storage"
 echo "$answer"
 expect storage-ok '"ok": true' "$answer"
@@ -43,7 +49,11 @@ expect lun1 '"id": "seed"' "$answer"
 expect direct '"direct": true' "$answer"
 expect read-only '"read_only": true' "$answer"
 expect size '"size_bytes": 8388608' "$answer"
-expect not-initialized '"state": "begin-initialization"' "$answer"
+# The guest's storvsc has initialized the controller (protocol 6.2) and opened its sub-channel on VP 1.
+expect initialized '"state": "ready"' "$answer"
+expect version '"version": 1538' "$answer"
+expect sub-channel '"sub_channels": 1' "$answer"
+expect steered '"target_vp": 1' "$answer"
 
 second=$("$vmm" run "$dir/vm.json" --set "control.socket=$dir/other.sock" 2>&1)
 status=$?

@@ -78,3 +78,17 @@ TEST_CASE("StringView basics", "[guest-lib]") {
     CHECK(text.starts_with("key"));
     CHECK_FALSE(text.starts_with("value"));
 }
+
+TEST_CASE("guest lib: parse_decimal takes 0 .. 2^64 - 1 exactly", "[guest-lib]") {
+    uint64_t value = 1;
+    CHECK(hvkvm::guest::parse_decimal("0", value));
+    CHECK(value == 0);
+    CHECK(hvkvm::guest::parse_decimal("18446744073709551615", value));  // 2^64 - 1 fits
+    CHECK(value == ~uint64_t{0});
+    CHECK(hvkvm::guest::parse_decimal("18446744073709551609", value));
+    CHECK_FALSE(hvkvm::guest::parse_decimal("18446744073709551616", value));  // 2^64: one past
+    CHECK_FALSE(hvkvm::guest::parse_decimal("184467440737095516150", value));
+    CHECK_FALSE(hvkvm::guest::parse_decimal("", value));
+    CHECK_FALSE(hvkvm::guest::parse_decimal("12a", value));
+    CHECK_FALSE(hvkvm::guest::parse_decimal("-1", value));
+}

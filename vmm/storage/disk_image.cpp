@@ -9,6 +9,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fmt/format.h>
+#include <filesystem>
+#include <thread>
 
 namespace hvkvm::vmm {
 namespace {
@@ -57,6 +59,27 @@ DiskImage open_disk_image(const DiskConfig& disk, const std::string& key_path) {
         throw ConfigError(path_key, fmt::format("{} is in use (locked) by another disk or VM: {}", disk.path.string(),
                                                 std::strerror(errno)));
     return DiskImage{disk, std::move(fd), size};
+}
+
+bool release_disk_images(std::vector<DiskImage>& disks, std::chrono::milliseconds limit) {
+    std::vector<std::filesystem::path> writable;
+    for (const DiskImage& disk : disks)
+        if (!disk.config.read_only) writable.push_back(disk.config.path);
+    disks.clear();  // our own references (and lock holders) go first
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    bool all_released = true;
+    for (const std::filesystem::path& path : writable) {
+        for (;;) {
+            UniqueFd probe(::open(path.c_str(), O_RDWR | O_CLOEXEC));
+            if (!probe.valid() || lock_image(probe.get(), false)) break;  // gone, or free (closing unlocks)
+            if (std::chrono::steady_clock::now() >= deadline) {
+                all_released = false;
+                break;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        }
+    }
+    return all_released;
 }
 
 std::vector<DiskImage> take_disks(std::vector<DiskImage>& disks, DiskBus bus) {

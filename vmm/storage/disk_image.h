@@ -10,6 +10,7 @@
 // buffer address); read_only opens O_RDONLY and takes a shared lock only.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -32,6 +33,15 @@ struct DiskImage {
 std::vector<DiskImage> open_disk_images(const std::vector<DiskConfig>& disks);
 
 DiskImage open_disk_image(const DiskConfig& disk, const std::string& key_path);
+
+// Closes `disks` once whoever else they were handed to is gone, and waits, at most `limit`, until
+// every writable image can be locked again through a new open file; false if one could not. Why:
+// the root partition gives its disks to io_uring, which drops its references to the files after
+// the process exits, in a kernel worker (the ring's deferred teardown), and until then the OFD
+// lock, which belongs to the open file, stays held: a VM started at once on the same image was
+// refused as "in use" (10-20 ms here). Read-only images are not waited for (their shared lock
+// only stands in a writer's way, and another reader may hold one legitimately).
+bool release_disk_images(std::vector<DiskImage>& disks, std::chrono::milliseconds limit);
 
 // Moves the disks on `bus` out of `disks` (in config order): how a device takes its own.
 std::vector<DiskImage> take_disks(std::vector<DiskImage>& disks, DiskBus bus);

@@ -159,19 +159,23 @@ void Channel::signal_host() {
 }
 
 RingError Channel::send(const ring::OutgoingPacket& packet, uint64_t deadline_ns) {
-    MutexGuard guard(send_lock_);
     for (;;) {
-        if (is_rescinded()) return RingError::kNotAttached;
-        const uint64_t seen = interrupts_seen();
-        // Counted before the host can see the request, so its completion never finds zero.
-        if (packet.completion_requested) __atomic_fetch_add(&in_flight_, 1, __ATOMIC_RELAXED);
-        const RingError error = writer_.write(packet);
-        if (error == RingError::kOk) {
-            bump(stats_.packets_sent);
-            if (writer_.publish()) signal_host();
-            return RingError::kOk;
+        uint64_t seen = 0;
+        RingError error = RingError::kOk;
+        {
+            IrqSpinLockGuard guard(send_lock_);
+            if (is_rescinded()) return RingError::kNotAttached;
+            seen = interrupts_seen();
+            // Counted before the host can see the request, so its completion never finds zero.
+            if (packet.completion_requested) __atomic_fetch_add(&in_flight_, 1, __ATOMIC_RELAXED);
+            error = writer_.write(packet);
+            if (error == RingError::kOk) {
+                bump(stats_.packets_sent);
+                if (writer_.publish()) signal_host();
+                return RingError::kOk;
+            }
+            if (packet.completion_requested) __atomic_fetch_sub(&in_flight_, 1, __ATOMIC_RELAXED);
         }
-        if (packet.completion_requested) __atomic_fetch_sub(&in_flight_, 1, __ATOMIC_RELAXED);
         if (error != RingError::kFull || deadline_ns == 0) return error;
         // write() has set pending_send_size and looked again; the host's release signals once
         // enough is free, and any interrupt after `seen` is worth another try.
@@ -181,7 +185,7 @@ RingError Channel::send(const ring::OutgoingPacket& packet, uint64_t deadline_ns
 }
 
 uint32_t Channel::send_batch(const ring::OutgoingPacket* packets, uint32_t count, RingError& error) {
-    MutexGuard guard(send_lock_);
+    IrqSpinLockGuard guard(send_lock_);
     error = is_rescinded() ? RingError::kNotAttached : RingError::kOk;
     uint32_t written = 0;
     while (error == RingError::kOk && written < count) {
@@ -242,13 +246,13 @@ RingError Channel::send_gpa_direct(uint64_t transaction_id, const GpaRange* rang
 // Reading from now on: the host need not interrupt until the reader is about to sleep again
 // (Linux hv_begin_read). Only the reading thread changes the mask.
 void Channel::begin_reading() {
-    if (receive_masked_) return;
+    if (receive_masked_ || options_.driver_masks_interrupts) return;
     reader_.mask_signals();
     receive_masked_ = true;
 }
 
 RingError Channel::next(ring::IncomingPacket& packet, ring::RangeBuffer ranges) {
-    begin_reading();
+    begin_reading();  // unless the driver masks
     const RingError error = reader_.next(packet, ranges);
     if (error != RingError::kOk) return error;
     bump(stats_.packets_received);
@@ -270,10 +274,15 @@ void Channel::release() {
     if (reader_.release()) signal_host();
 }
 
+void Channel::mask_interrupts() { reader_.mask_signals(); }
+
+bool Channel::unmask_interrupts() { return reader_.arm_signal(); }
+
 bool Channel::wait_for_packets(uint64_t deadline_ns) {
     for (;;) {
         if (is_rescinded() || __atomic_load_n(&waits_stopped_, __ATOMIC_ACQUIRE)) return false;
-        begin_reading();
+        if (!receive_masked_) reader_.mask_signals();
+        receive_masked_ = true;
         if (reader_.has_data()) return true;
         if (requests_in_flight() != 0) {
             const uint64_t poll_ns = __atomic_load_n(&options_.poll_ns, __ATOMIC_RELAXED);
@@ -311,9 +320,12 @@ bool Channel::wait_for_interrupt(uint64_t seen, uint64_t deadline_ns) {
 }
 
 void Channel::on_interrupt() {
-    SpinLockGuard guard(wake_lock_);  // interrupts are off
-    __atomic_fetch_add(&stats_.interrupts, 1, __ATOMIC_RELEASE);
-    wakers_.wake_all();
+    {
+        SpinLockGuard guard(wake_lock_);  // interrupts are off
+        __atomic_fetch_add(&stats_.interrupts, 1, __ATOMIC_RELEASE);
+        wakers_.wake_all();
+    }
+    if (options_.interrupt_handler) options_.interrupt_handler(options_.interrupt_context);
 }
 
 void Channel::stop_waiting() {

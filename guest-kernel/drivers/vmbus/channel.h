@@ -11,8 +11,13 @@
 // requested" and not yet completed), and then for at most `poll_ns`: a busy channel runs with no
 // interrupt and, if the host polls as well, no signal; an idle one sleeps until its interrupt.
 //
-// Threads: sends are serialised by the channel; receiving (next, copy_payload, release,
-// wait_for_packets) is for one thread at a time.
+// A driver that reaps completions from its interrupt handler and from polling waiters (storvsc,
+// through the block layer) sets `interrupt_handler` and `driver_masks_interrupts`: next() then
+// leaves the mask alone and the driver decides with mask_interrupts()/unmask_interrupts().
+//
+// Threads: sends are serialised by the channel under a spinlock with interrupts off, so a send
+// that does not wait (deadline 0) may come from any context, an interrupt handler included;
+// receiving (next, copy_payload, release, wait_for_packets) is for one thread at a time.
 #pragma once
 
 #include <stdint.h>
@@ -32,6 +37,11 @@ struct ChannelOptions {
     uint32_t target_cpu = 0;           // the VP the channel's interrupts arrive on
     uint64_t poll_ns = 50'000;         // how long a wait polls, while requests are in flight
     const uint8_t* user_data = nullptr;  // OPENCHANNEL's 120 bytes, or none
+    // Called in interrupt context after every channel interrupt (after waiters were woken).
+    void (*interrupt_handler)(void* context) = nullptr;
+    void* interrupt_context = nullptr;
+    // next() does not mask the host's interrupts: the driver does (mask_interrupts()).
+    bool driver_masks_interrupts = false;
 };
 
 struct ChannelStats {
@@ -76,6 +86,11 @@ public:
     // Waits for something to read (true; next() may also report corruption), the deadline, or a
     // rescind (false). Call after release().
     bool wait_for_packets(uint64_t deadline_ns);
+    // For a driver that masks itself (driver_masks_interrupts): asks the host not to interrupt, or
+    // to interrupt again; unmask_interrupts() returns true if packets arrived meanwhile (they
+    // raised no interrupt: the caller reads them).
+    void mask_interrupts();
+    bool unmask_interrupts();
 
     Device& device() const { return device_; }
     uint32_t relid() const { return device_.relid(); }
@@ -126,7 +141,7 @@ private:
     bool rescinded_ = false;
     bool waits_stopped_ = false;
 
-    Mutex send_lock_;  // guards writer_ (a full ring makes a sender sleep)
+    SpinLock send_lock_;  // guards writer_ (with interrupts off; a sender waiting for room drops it)
     ring::RingWriter writer_;
     ring::RingReader reader_;       // the receiving thread's, as is:
     bool receive_masked_ = false;   // whether it has asked the host not to interrupt

@@ -2,6 +2,8 @@
 
 #include <new>
 
+#include "arch/x86_64/time.h"
+#include "drivers/storvsc/storvsc.h"
 #include "drivers/vmbus/echo_vsc.h"
 #include "kernel/console.h"
 
@@ -27,6 +29,12 @@ BusError start() {
         return error;
     }
     kernel.bus->drivers().register_driver(echo::driver());
+    kernel.bus->drivers().register_driver(storvsc::driver());
+    // A controller's sub-channels are offered after its probe asked for them: its disks appear
+    // once they are open.
+    constexpr uint64_t kDisksReadyTimeoutNs = 10'000'000'000;
+    if (!storvsc::wait_until_ready(time::now_ns() + kDisksReadyTimeoutNs))
+        kprint("vmbus: storvsc controllers still setting up after 10 s\n");
     const uint32_t version = kernel.bus->version();
     kprint("vmbus: connected (protocol %u.%u), %u offer(s)\n", version >> 16, version & 0xffff,
            kernel.bus->drivers().device_count());
@@ -35,6 +43,7 @@ BusError start() {
 
 void stop() {
     if (!kernel.bus || !kernel.bus->is_running()) return;
+    kernel.bus->drivers().unregister_driver(storvsc::driver());
     kernel.bus->drivers().unregister_driver(echo::driver());
     kernel.bus->stop();
 }
