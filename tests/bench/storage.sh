@@ -41,8 +41,8 @@ buses="host,pio,dma,vmbus"
 cells=""
 quick=0
 plots=1
-# The bench=io device the guest's storvsc driver registers for LUN 0 (its branch names it).
-vmbus_device=${VMBUS_DEVICE:-sd0}
+# bench=io's name for the first VMBus LUN (storvsc); VMBUS_DEVICE=sd1 ... picks another.
+vmbus_device=${VMBUS_DEVICE:-vmbus}
 
 usage() { sed -n '/^#   tests/,/^# Defaults/p' "$0" | sed 's/^# \{0,1\}//' | head -n -1 >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -193,7 +193,7 @@ probe_guest_bus() {
     output=$(boot "$1" "bench=io io.count=1 io.region_mib=1") || true
     grep -q '^io-result .* errors=0 ' <<<"$output" && return 0
     if grep -q 'bench=io: no block device' <<<"$output"; then
-        unavailable[$1]="the guest has no disk on this bus (for vmbus: the storvsc driver, branch storvsc, not merged here)"
+        unavailable[$1]="the guest found no disk on this bus (bench=io: no block device)"
     else
         unavailable[$1]="a one-I/O probe failed: $(grep -m1 -E 'bench=io|error|panic' <<<"$output" || echo 'no io-result')"
     fi
