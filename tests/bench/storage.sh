@@ -19,7 +19,8 @@
 #
 # Defaults: the full matrix (seq/rand x read/write x 4k/64k/1m x QD 1/32), 3 repeats of 250 ms per
 # cell, every bus, results in docs/benchmarks/ (storage-results.md, storage-samples.tsv,
-# storage-*.png), a 1 GiB image build/storage-bench-1g.img (written once); about 5 minutes here.
+# storage-*.png), a 1 GiB image build/storage-bench-1g.img (written once); about 2.5 minutes here,
+# 5 with --repeat 5 (what docs/benchmarks/storage.md shows).
 # --quick: one cell (4 KiB random read, QD 1) per bus, 150 ms, one repeat, a 64 MiB image, results
 # in build/storage-bench-quick/ (what the ctest smoke test runs).
 #
