@@ -29,7 +29,7 @@ TEST_CASE("measurement window: counters are differences by name, missing ones co
     CHECK(value_of(difference, "halt_exits") == 0);
 }
 
-TEST_CASE("measurement window: the last closed window is reported; a close without an open changes nothing", "[stats]") {
+TEST_CASE("measurement window: the last closed window is reported, and a close without an open changes nothing", "[stats]") {
     MeasurementWindow window;
     const auto t0 = MeasurementWindow::Clock::time_point{};
     using std::chrono::milliseconds;
