@@ -3,8 +3,8 @@
 #   lib  <-  arch, hv  <-  kernel/sync  <-  mm  <-  kernel  <-  block  <-  drivers, fs  <-  init, bench, tests
 #
 # A file may include headers of its own layer and of the layers to its left, and drivers, fs and
-# the layers above them the freestanding libraries: VMBus ("vmbus/..."), the txfs core ("core/...",
-# hvkvm_txfs_guest, whose include root is txfs/) and the SCSI definitions
+# the layers above them the freestanding libraries: VMBus ("vmbus/...") and the txfs core
+# ("core/...", hvkvm_txfs_guest, whose include root is txfs/), and the SCSI definitions
 # (storage/scsi/scsi_defs.h, header-only). The one exception:
 # every layer may include kernel/panic.h, because a fatal error must be reportable from anywhere
 # (panic() itself only reaches down: console, report page, exit port). The arch entry stubs'
@@ -52,10 +52,10 @@ foreach(source IN LISTS sources)
       continue()  # the shared ABI headers, and the one named exception
     endif()
     if(header MATCHES "^(vmbus|core)/" OR header STREQUAL "storage/scsi/scsi_defs.h")
-      # The freestanding VMBus library (hvkvm_vmbus_guest), txfs core (hvkvm_txfs_guest) and SCSI
-      # definitions depend on nothing in the guest; their users are drivers, fs and what sits above them.
+      # The freestanding VMBus library (hvkvm_vmbus_guest), txfs core (hvkvm_txfs_guest) and the
+      # SCSI definitions depend on nothing in the guest; their users are drivers, fs and above.
       if(source_layer LESS 5)
-        message(SEND_ERROR "${source} (layer ${source_layer}) includes \"${header}\": the VMBus, txfs and SCSI libraries are for drivers, fs and above")
+        message(SEND_ERROR "${source} (layer ${source_layer}) includes \"${header}\": the VMBus and txfs libraries are for drivers, fs and above")
         math(EXPR violations "${violations} + 1")
       endif()
       continue()

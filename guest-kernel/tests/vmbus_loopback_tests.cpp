@@ -347,7 +347,7 @@ KTEST(vmbus_loopback, packets_wrap_around_small_rings_intact) {
 namespace {
 
 struct DelayedResume {
-    test::EchoVsp* vsp;
+    test::LoopbackVsp* vsp;
     uint64_t delay_ns;
 };
 
@@ -367,7 +367,7 @@ KTEST(vmbus_loopback, a_full_ring_waits_for_the_pending_send_size_signal) {
     options.send_ring_pages = 1;
     options.receive_ring_pages = 4;  // room for every completion
     KASSERT(echo.reopen(options) == BusError::kNone);
-    test::EchoVsp& vsp = f->host().vsp(0);
+    test::LoopbackVsp& vsp = f->host().vsp(0);
     static uint8_t payload[200];
     fill_pattern(payload, sizeof payload, 5);
 

@@ -25,16 +25,16 @@ constexpr protocol::Guid kForeignInterface = {0x0badc0de, 0x1234, 0x5678, {1, 2,
 
 }  // namespace
 
-// --- The echo VSP ---------------------------------------------------------------------------------
+// --- A VSP in the guest -------------------------------------------------------------------------
 
-uint32_t EchoVsp::open(const vmbus_channel::OpenRequest& request) {
+uint32_t LoopbackVsp::open(const vmbus_channel::OpenRequest& request) {
     close();
     const vmbus_channel::RingGpadl& ring = request.ring;
     relid_ = request.child_relid;
     target_vp_ = request.target_vp;
     pages_ = new (std::nothrow) uint8_t*[ring.page_count];
-    payload_ = static_cast<uint8_t*>(mm::allocate(echo_service::kMaxPayload));
-    if (!pages_ || !payload_) {
+    range_words_ = static_cast<uint64_t*>(mm::allocate(kMaxRangeWords * sizeof(uint64_t)));
+    if (!pages_ || !range_words_) {
         close();
         return protocol::kStatusUnsuccessful;
     }
@@ -52,7 +52,7 @@ uint32_t EchoVsp::open(const vmbus_channel::OpenRequest& request) {
     }
     __atomic_store_n(&stopping_, false, __ATOMIC_RELAXED);
     sched::ThreadOptions thread_options;
-    thread_options.name = "echo-vsp";
+    thread_options.name = "loopback-vsp";
     if (options_.vsp_cpu != sched::kAnyCpu) {
         thread_options.affinity = 1ull << options_.vsp_cpu;
         thread_options.ideal_cpu = options_.vsp_cpu;
@@ -61,7 +61,7 @@ uint32_t EchoVsp::open(const vmbus_channel::OpenRequest& request) {
     return thread_ ? protocol::kStatusSuccess : protocol::kStatusUnsuccessful;
 }
 
-void EchoVsp::close() {
+void LoopbackVsp::close() {
     if (thread_) {
         __atomic_store_n(&stopping_, true, __ATOMIC_RELEASE);
         wake_.signal();
@@ -73,32 +73,32 @@ void EchoVsp::close() {
     upstream_ = downstream_ = nullptr;
     delete[] pages_;
     pages_ = nullptr;
-    mm::free(payload_);
-    payload_ = nullptr;
+    mm::free(range_words_);
+    range_words_ = nullptr;
 }
 
-void EchoVsp::set_paused(bool paused) {
+void LoopbackVsp::set_paused(bool paused) {
     __atomic_store_n(&paused_, paused, __ATOMIC_RELEASE);
     wake_.signal();
 }
 
-uint32_t EchoVsp::upstream_pending_send_size() const {
+uint32_t LoopbackVsp::upstream_pending_send_size() const {
     return upstream_ ? __atomic_load_n(&upstream_->control()->pending_send_size, __ATOMIC_RELAXED) : 0;
 }
 
-VspStats EchoVsp::stats() const {
+VspStats LoopbackVsp::stats() const {
     return {load(stats_.requests), load(stats_.guest_signals), load(stats_.interrupts_raised), load(stats_.full_waits)};
 }
 
-void EchoVsp::thread_entry(void* self) { static_cast<EchoVsp*>(self)->run(); }
+void LoopbackVsp::thread_entry(void* self) { static_cast<LoopbackVsp*>(self)->run(); }
 
-void EchoVsp::sleep_until_signalled() {
+void LoopbackVsp::sleep_until_signalled() {
     wake_.wait();
     bump(stats_.guest_signals);
 }
 
 // A SINT 2 event flag on the channel's target CPU: the bus sees it there, in interrupt context.
-void EchoVsp::interrupt_guest() {
+void LoopbackVsp::interrupt_guest() {
     bump(stats_.interrupts_raised);
     vmbus::Bus* bus = __atomic_load_n(&bus_, __ATOMIC_ACQUIRE);
     if (!bus) return;
@@ -114,29 +114,40 @@ void EchoVsp::interrupt_guest() {
     else deliver(&call);
 }
 
-// Answers one request. A full guest ring is waited out the way the ring rules say: write()
-// declared the space needed, and the guest signals once its release crosses it.
-bool EchoVsp::echo_one(const vmbus_ring::IncomingPacket& packet) {
-    bump(stats_.requests);
-    if (packet.type != vmbus_ring::PacketType::kInBand || !packet.completion_requested() ||
-        packet.payload_size > echo_service::kMaxPayload) {
-        return true;  // nothing to answer
-    }
-    reader_.copy_payload(packet, 0, payload_, packet.payload_size);
+// A full guest ring is waited out the way the ring rules say: write() declared the space needed,
+// and the guest signals once its release crosses it.
+bool LoopbackVsp::complete(uint64_t transaction_id, const void* payload, uint32_t size) {
     for (;;) {
-        const vmbus_ring::RingError error = writer_.write_completion(packet.transaction_id, payload_, packet.payload_size);
+        const vmbus_ring::RingError error = writer_.write_completion(transaction_id, payload, size);
         if (error == vmbus_ring::RingError::kOk) break;
         if (error != vmbus_ring::RingError::kFull) return false;
         bump(stats_.full_waits);
         if (reader_.release()) interrupt_guest();  // the guest may be waiting for room too
         sleep_until_signalled();
-        if (__atomic_load_n(&stopping_, __ATOMIC_ACQUIRE)) return false;
+        if (stopping()) return false;
     }
     if (writer_.publish()) interrupt_guest();
     return true;
 }
 
-void EchoVsp::run() {
+EchoVsp::~EchoVsp() {
+    close();  // the thread is gone before the payload buffer
+    mm::free(payload_);
+}
+
+// Answers one request with its own bytes.
+bool EchoVsp::serve(const vmbus_ring::IncomingPacket& packet) {
+    if (packet.type != vmbus_ring::PacketType::kInBand || !packet.completion_requested() ||
+        packet.payload_size > echo_service::kMaxPayload) {
+        return true;  // nothing to answer
+    }
+    if (!payload_) payload_ = static_cast<uint8_t*>(mm::allocate(echo_service::kMaxPayload));
+    if (!payload_) return false;
+    reader().copy_payload(packet, 0, payload_, packet.payload_size);
+    return complete(packet.transaction_id, payload_, packet.payload_size);
+}
+
+void LoopbackVsp::run() {
     while (!__atomic_load_n(&stopping_, __ATOMIC_ACQUIRE)) {
         if (__atomic_load_n(&paused_, __ATOMIC_ACQUIRE)) {
             sleep_until_signalled();
@@ -145,11 +156,12 @@ void EchoVsp::run() {
         reader_.mask_signals();
         vmbus_ring::IncomingPacket packet;
         vmbus_ring::RingError error;
-        while ((error = reader_.next(packet)) == vmbus_ring::RingError::kOk) {
-            if (!echo_one(packet)) return;
+        while ((error = reader_.next(packet, {range_words_, kMaxRangeWords})) == vmbus_ring::RingError::kOk) {
+            bump(stats_.requests);
+            if (!serve(packet)) return;
         }
         if (error != vmbus_ring::RingError::kEmpty) {
-            kprint("echo-vsp: relid %u: the guest's ring is corrupt (%s): stopped\n", relid_,
+            kprint("loopback-vsp: relid %u: the guest's ring is corrupt (%s): stopped\n", relid_,
                    vmbus_ring::ring_error_name(error));
             while (!__atomic_load_n(&stopping_, __ATOMIC_ACQUIRE)) wake_.wait();
             return;
@@ -174,11 +186,11 @@ TestHost::TestHost(const TestHostOptions& options) : options_(options) {
 }
 
 TestHost::~TestHost() {
-    for (EchoVsp* vsp : vsps_) {
+    for (LoopbackVsp* vsp : vsps_) {
         if (vsp) vsp->close();
     }
     delete server_;
-    for (EchoVsp* vsp : vsps_) delete vsp;
+    for (LoopbackVsp* vsp : vsps_) delete vsp;
 }
 
 bool TestHost::attach(vmbus::Bus& bus) {
@@ -234,9 +246,9 @@ Status TestHost::post_message(uint32_t connection_id, const void* bytes, uint32_
 // Each VSP knows its relid from the open; the offers array only grows, under the lock.
 Status TestHost::signal_event(uint32_t connection_id) {
     const vmbus_channel::ServerConfig config;
-    const uint32_t count = __atomic_load_n(&echo_count_, __ATOMIC_ACQUIRE);
+    const uint32_t count = __atomic_load_n(&offer_count_, __ATOMIC_ACQUIRE);
     for (uint32_t i = 0; i < count; ++i) {
-        EchoVsp* vsp = vsps_[i];
+        LoopbackVsp* vsp = vsps_[i];
         if (vsp->is_open() && config.event_connection_id_base + vsp->relid() == connection_id) {
             vsp->signal();
             return Status::kSuccess;
@@ -246,21 +258,28 @@ Status TestHost::signal_event(uint32_t connection_id) {
 }
 
 int TestHost::add_echo_offer(uint32_t instance) {
-    MutexGuard guard(lock_);
-    if (echo_count_ == kMaxEchoOffers) return -1;
-    auto* vsp = new (std::nothrow) EchoVsp(bus_, options_);
+    protocol::Guid guid = echo_service::kInstance;
+    guid.data1 = instance;
+    return add_offer(echo_service::kInterfaceType, guid, new (std::nothrow) EchoVsp(bus_, options_));
+}
+
+int TestHost::add_offer(const protocol::Guid& interface_type, const protocol::Guid& instance, LoopbackVsp* vsp) {
     if (!vsp) return -1;
-    vmbus_channel::OfferInfo info;
-    info.interface_type = echo_service::kInterfaceType;
-    info.interface_instance = echo_service::kInstance;
-    info.interface_instance.data1 = instance;
-    if (server_->add_offer(info, *vsp, offer_ids_[echo_count_]) != vmbus_channel::ServerError::kNone) {
+    MutexGuard guard(lock_);
+    if (offer_count_ == kMaxOffers) {
         delete vsp;
         return -1;
     }
-    vsps_[echo_count_] = vsp;
-    __atomic_store_n(&echo_count_, echo_count_ + 1, __ATOMIC_RELEASE);
-    return static_cast<int>(echo_count_ - 1);
+    vmbus_channel::OfferInfo info;
+    info.interface_type = interface_type;
+    info.interface_instance = instance;
+    if (server_->add_offer(info, *vsp, offer_ids_[offer_count_]) != vmbus_channel::ServerError::kNone) {
+        delete vsp;
+        return -1;
+    }
+    vsps_[offer_count_] = vsp;
+    __atomic_store_n(&offer_count_, offer_count_ + 1, __ATOMIC_RELEASE);
+    return static_cast<int>(offer_count_ - 1);
 }
 
 bool TestHost::add_foreign_offer(uint32_t instance) {

@@ -40,11 +40,14 @@ struct VspStats {
     uint64_t full_waits;         // completions that found the guest's ring full
 };
 
-// One echo device (the host's VSP for services::echo), driven by its own thread while open.
-class EchoVsp final : public vmbus_channel::ChannelDevice {
+// A host-side device inside the guest, driven by its own thread while open: it maps the channel's
+// rings, drains the guest's packets and hands each to serve(), and interrupts the guest the way
+// the ring rules say. EchoVsp answers with the request's bytes; a test may serve another protocol
+// (storvsc's tests play storvsp).
+class LoopbackVsp : public vmbus_channel::ChannelDevice {
 public:
-    EchoVsp(vmbus::Bus*& bus, const TestHostOptions& options) : bus_(bus), options_(options) {}
-    ~EchoVsp() { close(); }
+    LoopbackVsp(vmbus::Bus*& bus, const TestHostOptions& options) : bus_(bus), options_(options) {}
+    virtual ~LoopbackVsp() { close(); }
 
     uint32_t open(const vmbus_channel::OpenRequest& request) override;
     void close() override;
@@ -59,11 +62,21 @@ public:
     uint32_t upstream_pending_send_size() const;
     VspStats stats() const;
 
+protected:
+    static constexpr uint32_t kMaxRangeWords = 512;  // a GPA-direct packet's range words the VSP reads
+
+    // One packet from the guest (GPA-direct ranges validated in packet.ranges); false stops the VSP.
+    virtual bool serve(const vmbus_ring::IncomingPacket& packet) = 0;
+    // Writes a completion, waiting (the ring rules' way) while the guest's ring is full; publishes
+    // and interrupts the guest if it must. False if the VSP is stopping or the ring is broken.
+    bool complete(uint64_t transaction_id, const void* payload, uint32_t size);
+    void interrupt_guest();
+    vmbus_ring::RingReader& reader() { return reader_; }
+    bool stopping() const { return __atomic_load_n(&stopping_, __ATOMIC_ACQUIRE); }
+
 private:
     static void thread_entry(void* self);
     void run();
-    bool echo_one(const vmbus_ring::IncomingPacket& packet);
-    void interrupt_guest();
     void sleep_until_signalled();
 
     vmbus::Bus*& bus_;  // the host's: null while detached
@@ -75,7 +88,7 @@ private:
     vmbus_ring::PagedRingMemory* downstream_ = nullptr;
     vmbus_ring::RingReader reader_;
     vmbus_ring::RingWriter writer_;
-    uint8_t* payload_ = nullptr;
+    uint64_t* range_words_ = nullptr;  // kMaxRangeWords
     Semaphore wake_;
     bool stopping_ = false;
     bool paused_ = false;
@@ -83,9 +96,20 @@ private:
     VspStats stats_ = {};
 };
 
+// The echo device (the host's VSP for services::echo).
+class EchoVsp final : public LoopbackVsp {
+public:
+    EchoVsp(vmbus::Bus*& bus, const TestHostOptions& options) : LoopbackVsp(bus, options) {}
+    ~EchoVsp() override;
+
+private:
+    bool serve(const vmbus_ring::IncomingPacket& packet) override;
+    uint8_t* payload_ = nullptr;  // services::echo::kMaxPayload
+};
+
 class TestHost final : public vmbus::HostLink, private vmbus_channel::ServerTransport, private vmbus_channel::GpadlStorage {
 public:
-    static constexpr uint32_t kMaxEchoOffers = 8;
+    static constexpr uint32_t kMaxOffers = 8;
 
     explicit TestHost(const TestHostOptions& options = {});
     ~TestHost();
@@ -98,10 +122,12 @@ public:
 
     // Offers one more echo device (instance data1 = `instance`); returns its index or -1.
     int add_echo_offer(uint32_t instance);
+    // Offers a device served by `vsp` (owned from now on, deleted even if refused); index or -1.
+    int add_offer(const protocol::Guid& interface_type, const protocol::Guid& instance, LoopbackVsp* vsp);
     // Offers a device of an interface no guest driver serves.
     bool add_foreign_offer(uint32_t instance);
     bool rescind(int echo_index);
-    EchoVsp& vsp(int echo_index) { return *vsps_[echo_index]; }
+    LoopbackVsp& vsp(int echo_index) { return *vsps_[echo_index]; }
     uint32_t relid_of(int echo_index);
 
     uint32_t versions_refused() const { return versions_refused_; }
@@ -127,9 +153,9 @@ private:
     Mutex lock_;  // guards server_ and the offers
     vmbus_channel::ChannelServer* server_ = nullptr;
     vmbus::Bus* bus_ = nullptr;
-    EchoVsp* vsps_[kMaxEchoOffers] = {};
-    vmbus_channel::OfferId offer_ids_[kMaxEchoOffers] = {};
-    uint32_t echo_count_ = 0;
+    LoopbackVsp* vsps_[kMaxOffers] = {};
+    vmbus_channel::OfferId offer_ids_[kMaxOffers] = {};
+    uint32_t offer_count_ = 0;
     uint32_t versions_refused_ = 0;
     uint64_t* last_gpadl_ = nullptr;
     uint32_t last_gpadl_count_ = 0;

@@ -47,7 +47,7 @@ TEST_CASE("storvsc requests: unknown, stale and out-of-table ids are refused and
     CHECK(request == 8);
 }
 
-TEST_CASE("storvsc requests: cancel and completion race for a request; exactly one wins", "[storvsc]") {
+TEST_CASE("storvsc requests: cancel and completion race for a request, exactly one wins", "[storvsc]") {
     Table table;
     int request = 0;
     const uint64_t id = table.claim(0, 5);

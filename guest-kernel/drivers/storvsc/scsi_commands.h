@@ -12,6 +12,7 @@ namespace hvkvm::guest::storvsc::scsi_commands {
 
 inline constexpr uint32_t kInquiryBytes = 36;
 inline constexpr uint32_t kReadCapacity16Bytes = 32;
+inline constexpr uint32_t kReadCapacity16Needed = 12;  // last LBA and block length
 inline constexpr uint32_t kModeSense6Bytes = 4;  // the header: device-specific parameter (WP) in byte 2
 inline constexpr uint32_t kReportLunsBytes = 8 + 8 * 256;
 
@@ -23,7 +24,8 @@ uint8_t read_capacity16(uint8_t* cdb, uint32_t allocation);
 uint8_t report_luns(uint8_t* cdb, uint32_t allocation);
 uint8_t mode_sense6(uint8_t* cdb, uint8_t allocation);
 
-// REPORT LUNS data: the LUNs (peripheral addressing, bus 0), at most `capacity`; how many.
+// REPORT LUNS data (`bytes` of it moved): the LUNs (peripheral addressing, bus 0), at most
+// `capacity`; how many.
 uint32_t parse_report_luns(const uint8_t* data, uint32_t bytes, uint8_t* luns, uint32_t capacity);
 // READ CAPACITY(16) data.
 struct Capacity {

@@ -74,6 +74,7 @@ struct ChannelCounters {
     uint64_t interrupts;          // channel interrupts taken
     uint64_t interrupt_cpu_mismatches;  // interrupts taken on another CPU than the target
     uint64_t send_failures;       // a full ring or a closed channel: should not happen
+    uint64_t late_packets;        // completions found on the second look after a release (no interrupt announced them)
     uint64_t host_signals;        // HvSignalEvent calls on the channel (each a VM exit)
 };
 
@@ -81,6 +82,9 @@ class Controller;
 
 // The VSC driver (storage interface GUID).
 vmbus::Driver& driver();
+// Its hooks, for a test bus's own Driver (a Driver is registered on one bus at a time).
+bool probe(vmbus::Device& device);
+void remove(vmbus::Device& device);
 // How long a waiter polls a busy disk (the block layer's poll_ns) for disks registered from now
 // on; kernel command line storvsc.poll_us=N. 0: never poll, an interrupt per wake-up.
 inline constexpr uint64_t kDefaultPollNs = 100'000;
@@ -89,8 +93,11 @@ void set_poll_ns(uint64_t poll_ns);
 // deadline (time::now_ns() scale).
 bool wait_until_ready(uint64_t deadline_ns);
 
+// The controllers initialized and not removed, in probe order.
 uint32_t controller_count();
 Controller* controller_at(uint32_t index);
+// The controller whose primary channel was offered on `bus`, or nullptr.
+Controller* find_controller(const vmbus::Bus& bus);
 ControllerInfo info(const Controller& controller);
 const LunInfo* lun(const Controller& controller, uint32_t index);
 ChannelCounters channel_counters(const Controller& controller, uint32_t channel);

@@ -91,6 +91,8 @@ public:
     // raised no interrupt: the caller reads them).
     void mask_interrupts();
     bool unmask_interrupts();
+    // Whether a packet waits to be read (the receiving thread's look, without consuming it).
+    bool has_packets() { return reader_.has_data(); }
 
     Device& device() const { return device_; }
     uint32_t relid() const { return device_.relid(); }
