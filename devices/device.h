@@ -42,6 +42,7 @@ public:
     virtual void on_guest_exit(uint32_t exit_code) = 0;    // abi::GuestExitCode (unchecked)
     virtual void on_boot_milestone(uint32_t phase) = 0;    // abi::BootPhase (unchecked)
     virtual void on_start_vcpu(uint32_t request_gpa) = 0;  // abi::VcpuStartRequest (unchecked)
+    virtual void on_stats_window(uint32_t command) = 0;    // abi::StatsWindowCommand (unchecked)
     // A device's backend failed (e.g. the root-partition process died): stop the VM, exit 1.
     virtual void stop_for_host_error(std::string reason) = 0;
 };

@@ -1,7 +1,8 @@
-// The guest's control ports to the VMM (abi::kDebugExitPort, kBootMilestonePort, kStartVcpuPort):
-// the guest ends the run with a status, marks boot milestones so that the VMM can time them, and
-// asks for secondary vCPUs to be started. Only 32-bit writes to the first byte of each port are
-// commands; anything else is ignored (reads return all-ones).
+// The guest's control ports to the VMM (abi::kDebugExitPort, kBootMilestonePort, kStartVcpuPort,
+// kStatsWindowPort): the guest ends the run with a status, marks boot milestones so that the VMM
+// can time them, asks for secondary vCPUs to be started, and opens and closes the measurement
+// window of a benchmark. Only 32-bit writes to the first byte of each port are commands; anything
+// else is ignored (reads return all-ones).
 #include <algorithm>
 #include <memory>
 
@@ -20,15 +21,20 @@ public:
 
     explicit DebugDevice(DeviceContext& context) : control_(context.control) {
         context.bus.register_pio(abi::kDebugExitPort, kPortCount, *this);
+        context.bus.register_pio(abi::kStatsWindowPort, 4, *this);  // below the others: 0xf0 is the POST code port
     }
 
     std::string_view name() const override { return "debug-device"; }
 
     void pio_read(uint16_t, uint16_t, std::span<uint8_t> data) override { std::fill(data.begin(), data.end(), 0xff); }
 
-    void pio_write(uint16_t, uint16_t offset, std::span<const uint8_t> data) override {
+    void pio_write(uint16_t base, uint16_t offset, std::span<const uint8_t> data) override {
         if (data.size() != 4) return;
         const auto value = static_cast<uint32_t>(load_le(data));
+        if (base == abi::kStatsWindowPort) {
+            if (offset == 0) control_.on_stats_window(value);
+            return;
+        }
         switch (offset) {
         case 0: control_.on_guest_exit(value); return;
         case abi::kBootMilestonePort - abi::kDebugExitPort: control_.on_boot_milestone(value); return;

@@ -7,13 +7,13 @@
 #include "drivers/storvsc/storvsc.h"
 #include "drivers/ram_disk.h"
 #include "kernel/console.h"
+#include "kernel/host_interface.h"
 #include "kernel/panic.h"
 #include "kernel/sched/thread.h"
 #include "kernel/smp/smp.h"
 #include "lib/random.h"
 #include "lib/string.h"
 #include "mm/heap.h"
-#include "tests/storage_test_support.h"
 
 namespace hvkvm::guest::bench {
 namespace {
@@ -138,7 +138,12 @@ struct Run {
     block::Device* device;
     uint64_t region_sectors;
     uint64_t submitted;  // shared count against Parameters::count (atomic)
-    uint64_t end_ns;
+    uint64_t end_ns;     // set before `started`
+    // The start gate: each worker counts itself ready once its buffers are filled and waits for
+    // `started`, so that neither the clock nor the measurement window includes their set-up
+    // (32 MiB of buffers is thousands of page-fault exits). Both atomic.
+    uint32_t ready;
+    bool started;
 };
 
 struct Worker {
@@ -166,6 +171,31 @@ private:
     uint64_t next_ = 0;
 };
 
+// One buffer per I/O slot: QD 32 of 1 MiB is 32 MiB, more than the allocator's largest block
+// (4 MiB), so the slots are not one allocation.
+class SlotBuffers {
+public:
+    SlotBuffers(uint32_t slots, uint32_t bytes) : slots_(slots) {
+        for (uint32_t i = 0; i < slots_; ++i) {
+            buffers_[i] = static_cast<uint8_t*>(mm::allocate(bytes, 4096));
+            if (buffers_[i]) memset(buffers_[i], 0xa5, bytes);
+            else ok_ = false;
+        }
+    }
+    ~SlotBuffers() {
+        for (uint32_t i = 0; i < slots_; ++i) mm::free(buffers_[i]);
+    }
+    SlotBuffers(const SlotBuffers&) = delete;
+    SlotBuffers& operator=(const SlotBuffers&) = delete;
+    bool ok() const { return ok_; }
+    uint8_t* operator[](uint32_t slot) const { return buffers_[slot]; }
+
+private:
+    uint32_t slots_;
+    bool ok_ = true;
+    uint8_t* buffers_[kMaxQueueDepth] = {};
+};
+
 bool take_one(Run& run) {
     const uint64_t limit = run.parameters->count;
     if (limit == 0) return time::now_ns() < run.end_ns;
@@ -176,12 +206,11 @@ void run_worker(void* argument) {
     Worker& worker = *static_cast<Worker*>(argument);
     Run& run = *worker.run;
     const Parameters& p = *run.parameters;
-    test::HeapBuffer buffers(uint64_t{p.queue_depth} * p.block_bytes);
-    if (!buffers.ok()) {
-        worker.out_of_memory = true;
-        return;
-    }
-    memset(buffers.data(), 0xa5, uint64_t{p.queue_depth} * p.block_bytes);
+    SlotBuffers buffers(p.queue_depth, p.block_bytes);
+    worker.out_of_memory = !buffers.ok();
+    __atomic_add_fetch(&run.ready, 1, __ATOMIC_RELEASE);
+    while (!__atomic_load_n(&run.started, __ATOMIC_ACQUIRE)) sched::yield();
+    if (worker.out_of_memory) return;
     Io ios[kMaxQueueDepth];
     Stripe stripe(run, worker.index);
     Random random(0x10be5 + worker.index);
@@ -191,7 +220,7 @@ void run_worker(void* argument) {
         io.operation = p.operation;
         io.sectors = p.block_bytes / block::kSectorSize;
         io.sector = p.random ? random.below(run.region_sectors / io.sectors) * io.sectors : stripe.next();
-        io.buffer = buffers.data() + uint64_t{slot} * p.block_bytes;
+        io.buffer = buffers[slot];
         io.context = reinterpret_cast<void*>(uint64_t{slot});
         block::submit(port, *run.device, io);
     };
@@ -283,11 +312,10 @@ bool run_io_benchmark(const Cmdline& cmdline) {
         ram_disk::destroy(ram);
         return false;
     }
-    Run run{&p, device, region / block::kSectorSize, 0, 0};
+    Run run{&p, device, region / block::kSectorSize, 0, 0, 0, false};
     static Worker workers[abi::kMaxVcpus];
     sched::Thread* threads[abi::kMaxVcpus] = {};
-    const block::DeviceStats before = block::stats(*device);
-    run.end_ns = time::now_ns() + p.duration_ns;
+    uint32_t created = 0;
     bool ok = true;
     for (uint32_t i = 0; i < p.threads; ++i) {
         workers[i] = Worker{};
@@ -300,13 +328,20 @@ bool run_io_benchmark(const Cmdline& cmdline) {
         options.stack_bytes = 32 * 1024;
         threads[i] = sched::create_thread(run_worker, &workers[i], options);
         ok &= threads[i] != nullptr;
+        created += threads[i] != nullptr;
     }
+    while (__atomic_load_n(&run.ready, __ATOMIC_ACQUIRE) < created) sched::yield();
+    open_measurement_window();  // KVM's exits and interrupts of the workload alone
+    const block::DeviceStats before = block::stats(*device);
+    run.end_ns = time::now_ns() + p.duration_ns;
+    __atomic_store_n(&run.started, true, __ATOMIC_RELEASE);
     for (uint32_t i = 0; i < p.threads; ++i) {
         if (!threads[i]) continue;
         sched::join(threads[i]);
         ok &= !workers[i].out_of_memory;
     }
     const block::DeviceStats after = block::stats(*device);
+    close_measurement_window();
     if (ok) print_result(p, *device, workers, before, after);
     uint64_t errors = 0;
     for (uint32_t i = 0; i < p.threads; ++i) {

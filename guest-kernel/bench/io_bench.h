@@ -1,6 +1,8 @@
 // In-guest block I/O workload (kernel cmdline bench=io): one run of one configuration, ending in
-// a machine-readable `io-result` line. tests/bench/storage.sh boots it once per configuration and
-// adds the exits per I/O from the VMM's report. Parameters (all optional):
+// a machine-readable `io-result` line. The run is the VMM's measurement window
+// (abi::kStatsWindowPort), so the VMM's report has KVM's exits and interrupts of the workload
+// alone; tests/bench/storage.sh boots it once per configuration and divides them by the I/Os.
+// Parameters (all optional):
 //
 //   io.device=NAME        block device (default ata0): ata0/ata1 (IDE), sd0, sd1... (VMBus LUNs),
 //                         or by bus, `ide` (ata0) or `vmbus` (the first VMBus LUN); `ram` makes a

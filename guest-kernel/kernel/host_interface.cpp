@@ -27,6 +27,10 @@ void boot_milestone(abi::BootPhase phase) {
     x86::outl(abi::kBootMilestonePort, static_cast<uint32_t>(phase));
 }
 
+void open_measurement_window() { x86::outl(abi::kStatsWindowPort, static_cast<uint32_t>(abi::StatsWindowCommand::kOpen)); }
+
+void close_measurement_window() { x86::outl(abi::kStatsWindowPort, static_cast<uint32_t>(abi::StatsWindowCommand::kClose)); }
+
 void report_platform(abi::GuestPlatform platform) { guest_report().platform = static_cast<uint32_t>(platform); }
 
 bool claim_crash_record() { return !__atomic_exchange_n(&crash_record_claimed, true, __ATOMIC_ACQ_REL); }

@@ -15,6 +15,11 @@ void boot_milestone(abi::BootPhase phase);
 
 void report_platform(abi::GuestPlatform platform);
 
+// Opens or closes the VMM's measurement window (one PIO exit each): the end-of-run report then
+// has KVM's counters over the window alone, for a benchmark's per-operation exits and interrupts.
+void open_measurement_window();
+void close_measurement_window();
+
 // Claims the crash record; only the first crashing CPU gets it (returns false for the others).
 bool claim_crash_record();
 

@@ -12,12 +12,13 @@ struct GuestTriggeredLogs {
     RateLimitedLog unreachable_start_requests{spdlog::level::warn, "vCPU start requests outside guest RAM"};
     RateLimitedLog refused_start_requests{spdlog::level::debug, "refused vCPU start requests"};
     RateLimitedLog unknown_milestones{spdlog::level::debug, "unknown boot milestones"};
+    RateLimitedLog unknown_stats_window_commands{spdlog::level::debug, "unknown measurement-window commands"};
     RateLimitedLog unclaimed_ports{spdlog::level::debug, "accesses to unclaimed ports"};
     RateLimitedLog unclaimed_mmio{spdlog::level::debug, "accesses to unclaimed MMIO"};
     RateLimitedLog faulting_msrs{spdlog::level::debug, "faulting MSR accesses"};
 
     void report_suppressed() {
-        for (RateLimitedLog* log : {&unreachable_start_requests, &refused_start_requests, &unknown_milestones,
+        for (RateLimitedLog* log : {&unreachable_start_requests, &refused_start_requests, &unknown_milestones, &unknown_stats_window_commands,
                                     &unclaimed_ports, &unclaimed_mmio, &faulting_msrs})
             log->report_suppressed();
     }

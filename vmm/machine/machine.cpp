@@ -233,6 +233,24 @@ void Machine::on_boot_milestone(uint32_t phase) {
     else logs_.unknown_milestones.log("guest marked unknown boot phase {}", phase);
 }
 
+// Any vCPU thread. Reading every vCPU's stats descriptor (pread) needs no help from their threads.
+void Machine::on_stats_window(uint32_t command) {
+    switch (static_cast<abi::StatsWindowCommand>(command)) {
+    case abi::StatsWindowCommand::kOpen: measurement_window_.open(vcpu_counters(), MeasurementWindow::Clock::now()); return;
+    case abi::StatsWindowCommand::kClose:
+        if (!measurement_window_.close(vcpu_counters(), MeasurementWindow::Clock::now()))
+            logs_.unknown_stats_window_commands.log("guest closed a measurement window it had not opened");
+        return;
+    }
+    logs_.unknown_stats_window_commands.log("guest wrote unknown measurement-window command {}", command);
+}
+
+std::vector<KvmStat> Machine::vcpu_counters() const {
+    std::vector<KvmStat> sum;
+    for (const auto& vcpu : vcpus_) accumulate(sum, vcpu->kvm_counters());
+    return sum;
+}
+
 void Machine::on_start_vcpu(uint32_t request_gpa) {
     constexpr uint64_t kStatusOffset = offsetof(abi::VcpuStartRequest, status);
     auto bytes = partition_.memory().translate(request_gpa, sizeof(abi::VcpuStartRequest));
@@ -300,10 +318,9 @@ void Machine::print_report() {
     report.guest_main_ms = timeline_.milestone_ms(abi::BootPhase::kKernelMain);
     report.guest_platform = describe_guest_platform(guest.platform);
     ExitCounters exits;
-    for (const auto& vcpu : vcpus_) {
-        exits.merge(vcpu->exit_counters());
-        accumulate(report.kvm_vcpu_counters, vcpu->kvm_counters());
-    }
+    for (const auto& vcpu : vcpus_) exits.merge(vcpu->exit_counters());
+    report.kvm_vcpu_counters = vcpu_counters();
+    report.measurement_window = measurement_window_.last();
     report.vmm_exit_counts = exits.counts();
     for (const auto& [name, count] : partition_.hypervisor().final_call_counts()) report.hypercalls.emplace_back(name, count);
     report.devices = devices_.reports();

@@ -21,6 +21,7 @@
 #include "machine/run_control.h"
 #include "machine/vcpu_thread.h"
 #include "stats/boot_timeline.h"
+#include "stats/measurement_window.h"
 #include "storage/disk_image.h"
 
 namespace hvkvm::vmm {
@@ -51,12 +52,14 @@ private:
     void on_guest_exit(uint32_t exit_code) override;
     void on_boot_milestone(uint32_t phase) override;
     void on_start_vcpu(uint32_t request_gpa) override;
+    void on_stats_window(uint32_t command) override;
     void stop_for_host_error(std::string reason) override;
 
     abi::VcpuStartStatus start_vcpu(const abi::VcpuStartRequest& request);
     void create_vcpus(const MachineSpec& spec);
     void prepare_boot(const MachineSpec& spec);
     std::vector<std::string> describe_numa(const abi::GuestReport& guest) const;
+    std::vector<KvmStat> vcpu_counters() const;  // KVM's, summed over the vCPUs
     void wait_for_stop(const StopSignals& signals);
     void on_stop_signal(int signal);
     // Asks the guest to shut down in order (through a device: the shutdown integration service);
@@ -75,6 +78,7 @@ private:
     uint64_t tsc_khz_ = 0;
     uint32_t shutdown_timeout_ms_ = 0;
     std::vector<std::unique_ptr<VcpuThread>> vcpus_;
+    MeasurementWindow measurement_window_;  // opened and closed by the guest (kStatsWindowPort)
     const BootTimeline::Clock::time_point started_ = BootTimeline::Clock::now();
 
     // An orderly shutdown in progress: the deadline, and the signal whose status the VMM exits with

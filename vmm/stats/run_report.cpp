@@ -54,6 +54,11 @@ void print_run_report(const RunReport& report, std::FILE* out) {
     print_counters(out, report.kvm_vcpu_counters);
     fmt::print(out, "--- KVM counters (KVM_GET_STATS_FD), VM\n");
     print_counters(out, report.kvm_vm_counters);
+    if (const auto& window = report.measurement_window) {
+        fmt::print(out, "--- KVM counters in the guest's measurement window ({:.3f} ms, the last of {} closed), all vCPUs\n",
+                   window->milliseconds, window->windows);
+        print_counters(out, window->counters);
+    }
 }
 
 }  // namespace hvkvm::vmm

@@ -10,6 +10,7 @@
 
 #include "stats/boot_timeline.h"
 #include "stats/kvm_stats.h"
+#include "stats/measurement_window.h"
 
 namespace hvkvm::vmm {
 
@@ -19,6 +20,7 @@ struct RunReport {
     std::map<std::string, uint64_t> vmm_exit_counts;
     std::vector<KvmStat> kvm_vcpu_counters;  // summed over vCPUs
     std::vector<KvmStat> kvm_vm_counters;
+    std::optional<MeasurementWindow::Result> measurement_window;  // the guest's last, if it closed one
     std::vector<std::pair<std::string, uint64_t>> hypercalls;
     std::vector<std::pair<std::string, std::string>> devices;  // (device, its report line)
     std::string guest_platform;

@@ -57,6 +57,16 @@ inline constexpr uint16_t kDebugExitPort = 0x00f4;       // 32-bit write: GuestE
 inline constexpr uint16_t kBootMilestonePort = 0x00f8;   // 32-bit write: BootPhase just reached
 inline constexpr uint16_t kStartVcpuPort = 0x00fc;       // 32-bit write: GPA of a VcpuStartRequest
 
+// 32-bit write: StatsWindowCommand. The VMM takes KVM's vCPU counters when the guest opens and
+// closes a measurement window and reports the difference, so that a benchmark's exits and
+// interrupts per I/O are its workload's alone (two exits per window, next to thousands measured).
+inline constexpr uint16_t kStatsWindowPort = 0x00ec;
+
+enum class StatsWindowCommand : uint32_t {
+    kOpen = 1,   // (re)start the window: counters now
+    kClose = 2,  // end it: the report shows the difference (the last window closed)
+};
+
 enum class GuestExitCode : uint32_t {
     kSuccess = 0,  // the guest finished its work successfully
     kFailure = 1,  // the guest finished, but its work failed (e.g. in-guest tests failed)
