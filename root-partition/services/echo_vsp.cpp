@@ -74,7 +74,7 @@ void EchoVsp::take_control_request(const vmbus::ring::IncomingPacket& packet) {
 
 // Echoes what is in the incoming ring now.
 EchoVsp::Progress EchoVsp::echo_available() {
-    bool answered = false, signal_for_space = false, blocked = false;
+    bool signal_for_space = false, blocked = false;
     for (;;) {
         vmbus::ring::IncomingPacket packet;
         const RingError error = incoming().next(packet);
@@ -102,14 +102,14 @@ EchoVsp::Progress EchoVsp::echo_available() {
                 fail(vmbus::ring::ring_error_name(written));
                 return Progress::kFailed;
             }
-            answered = true;
             ++echoed_;
         }
         // Release packet by packet (one index store each) so that a full outgoing ring never
         // forces an already answered packet to be served twice; signal at most once below.
         signal_for_space |= incoming().release();
     }
-    const bool signal_for_answers = answered && outgoing().publish();
+    // Also collects the signal owed when a full ring published the answers before it.
+    const bool signal_for_answers = outgoing().publish();
     if (signal_for_answers || signal_for_space) signal_guest();
     return blocked ? Progress::kBlocked : Progress::kDrained;
 }

@@ -60,6 +60,7 @@ RingError RingWriter::attach(RingMemory& memory) {
     published_write_ = next_write_ = write_index;
     read_seen_ = read_index;
     pending_send_size_set_ = false;
+    signal_owed_ = false;
     store_hint(control->pending_send_size, 0);
     // feature_bits belongs to the writer: it promises to set pending_send_size when blocked.
     store_hint(control->feature_bits, kFeaturePendingSendSize);
@@ -94,10 +95,14 @@ RingError RingWriter::refresh_read_index() {
 RingError RingWriter::make_room(uint32_t bytes) {
     RingError error = refresh_read_index();
     if (error != RingError::kOk || fits(bytes)) return error;
-    // Ask for a signal once the reader's view of free space (measured from the published write
-    // index) exceeds what this batch and this packet need, then look once more: the reader may
-    // have freed space before it could see the request (see ring_access.h).
-    store_hint(control_->pending_send_size, unpublished_bytes() + bytes);
+    // The reader can free only what it can see, and it measures free space from the published
+    // write index: publish this batch now (its signal is owed to the next publish()), so that the
+    // pending size asked for is this packet alone. A batch held back while the writer waited would
+    // ask for more room than the reader can ever make, and nobody would wake the writer.
+    if (next_write_ != published_write_) signal_owed_ |= store_write_index();
+    // Ask for a signal once more than this packet's size is free, then look once more: the reader
+    // may have freed space before it could see the request (see ring_access.h).
+    store_hint(control_->pending_send_size, bytes);
     pending_send_size_set_ = true;
     full_fence();
     error = refresh_read_index();
@@ -189,7 +194,13 @@ RingError RingWriter::write_completion(uint64_t transaction_id, const void* payl
 }
 
 bool RingWriter::publish() {
-    if (memory_ == nullptr || next_write_ == published_write_) return false;
+    const bool owed = signal_owed_;
+    signal_owed_ = false;
+    if (memory_ == nullptr || next_write_ == published_write_) return owed;
+    return store_write_index() || owed;
+}
+
+bool RingWriter::store_write_index() {
     const uint32_t previous = published_write_;
     publish_write_index(control_, next_write_);
     published_write_ = next_write_;

@@ -4,8 +4,10 @@
 //
 // Signalling follows Hyper-V: publish() asks for a signal only when the ring went from empty to
 // non-empty while the reader had not set interrupt_mask (Linux hv_signal_on_write). When a packet
-// does not fit, write() sets pending_send_size to the free space it needs, re-checks, and returns
-// kFull; the reader signals once it has freed that much (RingReader::release()).
+// does not fit, write() publishes the batch written so far (the reader can free only what it
+// sees), sets pending_send_size to the packet's size, re-checks, and returns kFull; the reader
+// signals once more than that is free (RingReader::release()). The signal that early publish may
+// owe the reader is returned by the next publish(), which a batch always ends with.
 //
 // Not thread-safe: one RingWriter per ring, used by one thread at a time.
 #pragma once
@@ -48,9 +50,9 @@ public:
     // the data size and both indices, and declares pending_send_size support in feature_bits.
     RingError attach(RingMemory& memory);
 
-    // Appends a packet after those written since the last publish(). kFull leaves the ring as it
-    // was; retry after the reader signals (or publish() first if this batch holds packets: the
-    // space they take is only freed once the reader can see them).
+    // Appends a packet after those written since the last publish(). kFull has published the
+    // packets written before it (call publish() for the signal that may be owed) and leaves this
+    // one unwritten: retry after the reader signals.
     RingError write(const OutgoingPacket& packet);
     RingError write_inband(uint64_t transaction_id, const void* payload, uint32_t size,
                            bool completion_requested = false);
@@ -59,7 +61,7 @@ public:
     // Makes every written packet visible to the reader. Returns true when the reader must be
     // signalled (the caller sends the event: HvSignalEvent, eventfd, ...).
     bool publish();
-    // Forgets packets written since the last publish().
+    // Forgets packets written since the last publish() (or since a kFull, which published them).
     void discard_unpublished() { next_write_ = published_write_; }
 
     // Total ring bytes a packet takes: descriptor, GPA-direct header and ranges, payload, padding to
@@ -74,6 +76,7 @@ private:
     RingError refresh_read_index();
     bool fits(uint32_t bytes) const;
     RingError make_room(uint32_t bytes);
+    bool store_write_index();
     void copy_packet(const OutgoingPacket& packet, uint32_t packet_bytes, uint32_t header_bytes);
 
     RingMemory* memory_ = nullptr;
@@ -83,6 +86,7 @@ private:
     uint32_t next_write_ = 0;       // where the next packet of this batch goes
     uint32_t read_seen_ = 0;        // the reader's index as last loaded and validated
     bool pending_send_size_set_ = false;
+    bool signal_owed_ = false;  // a publish inside write() found the reader waiting for it
     RingWriterCounters counters_;
 };
 

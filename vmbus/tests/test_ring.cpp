@@ -285,13 +285,57 @@ TEST_CASE("ring: the reader signals only on the transition to enough free space"
     }
 }
 
-TEST_CASE("ring: pending_send_size counts the unpublished part of the batch", "[vmbus][ring]") {
+TEST_CASE("ring: a batch that fills the ring is published and pending_send_size is the one packet", "[vmbus][ring]") {
     Endpoints e(1);
     const auto payload = pattern(1000, 12);
     for (int i = 0; i < 3; ++i) REQUIRE(e.writer.write_inband(i, payload.data(), 1000) == RingError::kOk);
     CHECK(e.writer.unpublished_bytes() == 3072);
     CHECK(e.writer.write_inband(3, payload.data(), 1000) == RingError::kFull);
-    CHECK(e.ring.control().pending_send_size == 3072 + 1024);
+    CHECK(e.writer.unpublished_bytes() == 0);
+    CHECK(e.ring.control().write_index == 3072);          // the reader can see (and free) the batch
+    CHECK(e.ring.control().pending_send_size == 1024);    // not 3072 + 1024: no ring frees that much
+    CHECK(e.writer.publish());                             // the signal the early publish owed
+    CHECK_FALSE(e.writer.publish());                       // owed once
+
+    // The reader drains the batch; the release that leaves more than 1024 bytes free signals.
+    IncomingPacket packet;
+    int signals = 0;
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(e.reader.next(packet) == RingError::kOk);
+        signals += e.reader.release() ? 1 : 0;
+    }
+    CHECK(signals == 1);
+    CHECK(e.writer.write_inband(3, payload.data(), 1000) == RingError::kOk);
+}
+
+TEST_CASE("ring: a writer blocked behind its own batch is woken once the reader drains it", "[vmbus][ring]") {
+    // The echo VSP's pattern: answer requests in one batch until the ring is full, publish, and
+    // sleep until the reader's release signals. Every batch length and packet size must wake it.
+    for (uint32_t payload_size : {8u, 232u, 504u, 1000u, 2000u}) {
+        for (int batch_published_early = 0; batch_published_early < 2; ++batch_published_early) {
+            Endpoints e(1);
+            const auto payload = pattern(payload_size, 17);
+            int written = 0;
+            if (batch_published_early) {  // part of the ring was published by an earlier batch
+                REQUIRE(e.writer.write_inband(0, payload.data(), payload_size) == RingError::kOk);
+                e.writer.publish();
+                ++written;
+            }
+            RingError error;
+            while ((error = e.writer.write_inband(written, payload.data(), payload_size)) == RingError::kOk) ++written;
+            REQUIRE(error == RingError::kFull);
+            e.writer.publish();
+            IncomingPacket packet;
+            bool woken = false;
+            for (int i = 0; i < written && !woken; ++i) {
+                REQUIRE(e.reader.next(packet) == RingError::kOk);
+                woken = e.reader.release();
+            }
+            INFO("payload " << payload_size << ", early batch " << batch_published_early);
+            CHECK(woken);
+            CHECK(e.writer.write_inband(written, payload.data(), payload_size) == RingError::kOk);
+        }
+    }
 }
 
 TEST_CASE("ring: the writer signals only when the ring goes from empty to non-empty", "[vmbus][ring]") {

@@ -100,11 +100,11 @@ void StorvspChannel::serve() {
     ++counters_.services;
     incoming().mask_signals();
     for (;;) {
-        bool signal = send_finished();
-        signal |= accept_requests();
+        send_finished();
+        bool signal = accept_requests();
         if (!serving()) return;  // the guest broke the ring
         controller_.engine().submit();
-        signal |= send_finished();
+        send_finished();
         signal |= outgoing().publish();
         if (signal) {
             signal_guest();
@@ -325,21 +325,15 @@ void StorvspChannel::release_slot(uint16_t slot_index) {
     free_slots_.push_back(slot_index);
 }
 
-// Writes finished answers until the ring is full. Returns true when a publish on the way asked
-// for a guest signal.
-bool StorvspChannel::send_finished() {
-    bool signal = false;
+// Writes finished answers until the ring is full; the caller's publish() makes them visible.
+void StorvspChannel::send_finished() {
     while (!finished_.empty()) {
         Slot& slot = slots_[finished_.front()];
         const RingError error =
             outgoing().write_completion(slot.decision.transaction_id, &slot.decision.answer, slot.decision.answer_size);
-        if (error == RingError::kFull && outgoing().unpublished_bytes() != 0) {
-            // The space this batch took frees only once the guest sees it: publish, then ask again,
-            // so that the pending size the guest waits to free is this one answer, not the batch.
-            signal |= outgoing().publish();
-            continue;
-        }
         if (error == RingError::kFull) {
+            // The write published the answers before it (their signal comes from the publish()
+            // that ends this batch) and asked the guest to signal once this one fits.
             ++counters_.ring_full;
             break;
         }
@@ -351,7 +345,6 @@ bool StorvspChannel::send_finished() {
         release_slot(finished_.front());
         finished_.pop_front();
     }
-    return signal;
 }
 
 }  // namespace hvkvm::root

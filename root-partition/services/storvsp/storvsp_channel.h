@@ -91,8 +91,8 @@ private:
     void complete_scsi(Slot& slot, const storage::scsi::Completion& completion, bool target_exists);
     void finish(uint16_t slot_index);
     void release_slot(uint16_t slot_index);
-    // Writes finished answers until the ring is full; true if the guest must be signalled.
-    bool send_finished();
+    // Writes finished answers until the ring is full (publish() makes them visible).
+    void send_finished();
 
     Storvsp& controller_;
     const uint16_t index_;
