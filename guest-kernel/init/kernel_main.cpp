@@ -95,14 +95,25 @@ void print_numa_topology() {
 }
 
 constexpr size_t kMaxValueChars = ic::wire::kKvpMaxValueUnits;
+// Bounds of the numeric command-line options (docs/config.md).
+constexpr uint64_t kMaxHeartbeatSilenceSeconds = 3600;
+constexpr uint64_t kMaxGuestLogFlood = 1'000'000;
+constexpr uint64_t kMaxPollMicroseconds = 1'000'000;
 
-// The decimal number `key=N` gives (its leading digits; 0 if none, capped at a million).
-uint64_t cmdline_number(const Cmdline& cmdline, StringView key) {
-    const StringView text = cmdline.value(key);
+// `key=N` as a decimal number up to `max`: true and `value` set when the command line has it; a
+// value that is not such a number is ignored, with a line on the console saying so.
+bool cmdline_number(const Cmdline& cmdline, StringView key, uint64_t max, uint64_t& value) {
+    bool found = false;
+    const StringView text = cmdline.value(key, &found);
+    if (!found) return false;
     uint64_t number = 0;
-    for (size_t i = 0; i < text.size() && text[i] >= '0' && text[i] <= '9' && number < 1'000'000; ++i)
-        number = number * 10 + static_cast<uint64_t>(text[i] - '0');
-    return number < 1'000'000 ? number : 1'000'000;
+    if (parse_decimal(text, number) && number <= max) {
+        value = number;
+        return true;
+    }
+    kprint("%.*s=%.*s: not a decimal number up to %lu: ignored\n", static_cast<int>(key.size()), key.data(),
+           static_cast<int>(text.size()), text.data(), max);
+    return false;
 }
 
 // The integration services, as the command line configures them: shutdown=ignore (accept the
@@ -114,7 +125,9 @@ void start_integration_services(const Cmdline& cmdline) {
     ic::IcOptions options;
     options.shutdown = cmdline.value("shutdown") == "ignore" ? ic::ShutdownPolicy::kIgnore : ic::ShutdownPolicy::kObey;
     options.mirror_console = cmdline.value("guest_log") == "console";
-    options.heartbeat_silence_ns = cmdline_number(cmdline, "heartbeat_silence") * 1'000'000'000;
+    uint64_t silence_seconds = 0;
+    cmdline_number(cmdline, "heartbeat_silence", kMaxHeartbeatSilenceSeconds, silence_seconds);
+    options.heartbeat_silence_ns = silence_seconds * 1'000'000'000;
     ic::start(*bus, options);
     // The guest pool's first pair: what this kernel was asked to do (cut to what a value holds).
     char text[kMaxValueChars + 1];
@@ -127,8 +140,8 @@ void start_integration_services(const Cmdline& cmdline) {
 // guest_log_flood=N: N log lines as fast as the kernel can queue them (a test of the host's
 // rate limits: most are dropped, and counted, on the way).
 void flood_guest_log(const Cmdline& cmdline) {
-    if (!cmdline.has("guest_log_flood")) return;
-    const uint64_t count = cmdline_number(cmdline, "guest_log_flood");
+    uint64_t count = 0;
+    if (!cmdline_number(cmdline, "guest_log_flood", kMaxGuestLogFlood, count)) return;
     for (uint64_t i = 0; i < count; ++i) ic::guest_log_printf("flood line %lu of %lu", i + 1, count);
     kprint("guest_log_flood: %lu lines queued\n", count);
 }
@@ -156,10 +169,8 @@ void probe_storage(const Cmdline& cmdline) {
         kprint("ata=%.*s: unknown mode (pio or dma): using dma\n", static_cast<int>(mode.size()), mode.data());
     ata::probe(found && mode == "pio" ? ata::Mode::kPio : ata::Mode::kDma);
     // The VMBus disks come with the bus (vmbus::start); how long their waiters poll:
-    const StringView poll_us = cmdline.value("storvsc.poll_us", &found);
-    uint64_t microseconds = 0;
-    if (found && parse_decimal(poll_us, microseconds) && microseconds <= 1'000'000) storvsc::set_poll_ns(microseconds * 1000);
-    else if (found) kprint("storvsc.poll_us=%.*s: not a number of microseconds up to 1000000: ignored\n", static_cast<int>(poll_us.size()), poll_us.data());
+    uint64_t poll_us = 0;
+    if (cmdline_number(cmdline, "storvsc.poll_us", kMaxPollMicroseconds, poll_us)) storvsc::set_poll_ns(poll_us * 1000);
 }
 
 }  // namespace
