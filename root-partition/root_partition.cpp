@@ -171,7 +171,7 @@ static_assert(link::kGuestLogTextMax == vmbus::services::ic::kGuestLogMaxText);
 void RootPartition::offer_services() {
     host_->add(std::make_unique<EchoVsp>(*services_, poll_window_));
     if (io_engine_) {
-        storvsp_ = std::make_unique<Storvsp>(*services_, std::move(disks_), *io_engine_, vcpu_count_);
+        storvsp_ = std::make_unique<Storvsp>(*services_, std::move(disks_), *io_engine_, vcpu_count_, poll_window_);
         host_->add(storvsp_->primary());
     }
     auto offer_ic = [this](std::unique_ptr<ic::IcService> service) {

@@ -95,7 +95,7 @@ StorvspHost::StorvspHost(const HarnessOptions& options)
             files.push_back(disks_.back().fd.get());
         }
         engine_ = std::make_unique<IoEngine>(files, options.io_depth);
-        storvsp_ = std::make_unique<root::Storvsp>(*services_, std::move(disks_), *engine_, vcpus_);
+        storvsp_ = std::make_unique<root::Storvsp>(*services_, std::move(disks_), *engine_, vcpus_, options.poll_window);
         host_->add(storvsp_->primary());
     }
     loop_.watch(guest_messages_host_end_.get(), [this] { on_guest_message_readable(); });

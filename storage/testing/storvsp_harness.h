@@ -9,6 +9,7 @@
 #include <sys/uio.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -51,6 +52,9 @@ struct HarnessOptions {
     uint64_t ram_mib = 64;
     std::vector<DiskSpec> disks;
     uint32_t io_depth = 256;  // the io_uring's submission entries (2x that may be in flight)
+    // storvsp's idle poll window (vmbus.poll_window_us); none by default, so that the tests see
+    // every signal the protocol asks for.
+    std::chrono::nanoseconds poll_window{0};
 };
 
 // --- The host side ------------------------------------------------------------------------------

@@ -50,9 +50,11 @@ storvsp::ControllerLimits limits_for(uint32_t vcpu_count) {
 
 }  // namespace
 
-Storvsp::Storvsp(VspServices& services, std::vector<StorvspDisk> disks, storage::IoEngine& engine, uint32_t vcpu_count)
+Storvsp::Storvsp(VspServices& services, std::vector<StorvspDisk> disks, storage::IoEngine& engine, uint32_t vcpu_count,
+                 std::chrono::nanoseconds poll_window)
     : services_(services),
       engine_(engine),
+      poll_window_(poll_window),
       units_(units_of(disks)),
       target_(pointers_to(units_)),
       empty_target_({}),
@@ -61,7 +63,7 @@ Storvsp::Storvsp(VspServices& services, std::vector<StorvspDisk> disks, storage:
         const storage::DiskFault fault = disk.fault;
         disks_.push_back(Disk{std::move(disk), storage::FaultInjector(fault), {}});
     }
-    channels_.push_back(std::make_unique<StorvspChannel>(services_, *this, 0));
+    channels_.push_back(std::make_unique<StorvspChannel>(services_, *this, 0, poll_window_));
     marked_.assign(1u + kMaxSubChannels, false);
     services_.loop.watch(engine_.completion_fd(), [this] { on_completions(); });
 }
@@ -85,7 +87,7 @@ const scsi::ScsiTarget& Storvsp::target_at(uint8_t path, uint8_t target, bool& e
 bool Storvsp::create_sub_channels(uint16_t count) {
     if (services_.offers == nullptr) return false;
     for (uint16_t index = static_cast<uint16_t>(offered_sub_channels_ + 1); index <= count; ++index) {
-        if (channels_.size() <= index) channels_.push_back(std::make_unique<StorvspChannel>(services_, *this, index));
+        if (channels_.size() <= index) channels_.push_back(std::make_unique<StorvspChannel>(services_, *this, index, poll_window_));
         if (!services_.offers->offer_sub_channel(*channels_[index])) return false;
         offered_sub_channels_ = index;
     }
@@ -172,6 +174,10 @@ nlohmann::json Storvsp::report() const {
                             {"io_srbs", c.io_srbs},
                             {"services", c.services},
                             {"guest_signals", c.guest_signals},
+                            {"poll", {{"window_us", std::chrono::duration_cast<std::chrono::microseconds>(poll_window_).count()},
+                                      {"hits", c.poll_hits},
+                                      {"misses", c.poll_misses},
+                                      {"skipped", c.poll_skipped}}},
                             {"dropped", c.dropped},
                             {"bad_page_lists", c.bad_page_lists},
                             {"misaligned", c.misaligned},

@@ -12,6 +12,7 @@
 // interrupt mask set). docs/storage.md describes it with the figures.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -58,7 +59,10 @@ public:
     static constexpr uint32_t kSectorAlignment = 512;
 
     // `engine` was built on the disks' descriptors, disk i as file i, and outlives the controller.
-    Storvsp(VspServices& services, std::vector<StorvspDisk> disks, storage::IoEngine& engine, uint32_t vcpu_count);
+    // `poll_window` (config vmbus.poll_window_us): how long an idle channel polls its ring before it
+    // unmasks and sleeps (poll_window.h).
+    Storvsp(VspServices& services, std::vector<StorvspDisk> disks, storage::IoEngine& engine, uint32_t vcpu_count,
+            std::chrono::nanoseconds poll_window);
     ~Storvsp();
     Storvsp(const Storvsp&) = delete;
     Storvsp& operator=(const Storvsp&) = delete;
@@ -108,6 +112,7 @@ private:
 
     VspServices& services_;
     storage::IoEngine& engine_;
+    std::chrono::nanoseconds poll_window_;
     std::vector<Disk> disks_;
     std::vector<storage::scsi::LogicalUnit> units_;  // built before the targets that point into it
     storage::scsi::ScsiTarget target_;

@@ -56,8 +56,10 @@ constexpr uint32_t kMaxPacketRangeWords = 0xffff;
 
 }  // namespace
 
-StorvspChannel::StorvspChannel(VspServices& services, Storvsp& controller, uint16_t index)
-    : Vsp(services), controller_(controller), index_(index), slots_(kSlots), range_words_(kRangeWords) {
+StorvspChannel::StorvspChannel(VspServices& services, Storvsp& controller, uint16_t index,
+                               std::chrono::nanoseconds poll_window)
+    : Vsp(services), controller_(controller), index_(index), slots_(kSlots), range_words_(kRangeWords),
+      poll_(poll_window) {
     free_slots_.reserve(kSlots);
     for (uint32_t i = kSlots; i-- > 0;) free_slots_.push_back(static_cast<uint16_t>(i));
 }
@@ -113,6 +115,13 @@ void StorvspChannel::serve() {
         // Stay masked while work is pending: its completions (or the guest freeing ring space,
         // which it signals whatever the mask, or room in the engine) bring the channel back.
         if (in_flight_ != 0 || !finished_.empty() || free_slots_.empty() || waiting_for_engine_) return;
+        // Idle: poll a short window for the guest's next request before unmasking, so that a
+        // queue-depth-1 stream does not signal (exit) per request (poll_window.h).
+        const bool more = poll_.wait_for_data(incoming());
+        counters_.poll_hits = poll_.hits();
+        counters_.poll_misses = poll_.misses();
+        counters_.poll_skipped = poll_.skipped();
+        if (more) continue;
         if (!incoming().arm_signal()) return;
     }
 }

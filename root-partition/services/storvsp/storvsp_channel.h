@@ -19,6 +19,7 @@
 #include <deque>
 #include <vector>
 
+#include "poll_window.h"
 #include "services/storvsp/storvsp_protocol.h"
 #include "storage/scsi/scsi_target.h"
 #include "vsp.h"
@@ -42,6 +43,9 @@ struct ChannelCounters {
     uint64_t ring_full = 0;         // answers that waited for the guest to make room
     uint64_t slots_exhausted = 0;   // times every slot was busy and packets waited in the ring
     uint64_t engine_full = 0;       // times the shared io_uring had no room and packets waited
+    uint64_t poll_hits = 0;         // idle drains whose poll window found the guest's next request
+    uint64_t poll_misses = 0;       // ... that ended empty (then the window backs off)
+    uint64_t poll_skipped = 0;      // ... that looked once (backing off, or no window)
     uint32_t max_in_flight = 0;
 };
 
@@ -49,7 +53,7 @@ class StorvspChannel final : public Vsp {
 public:
     static constexpr uint32_t kSlots = 256;
 
-    StorvspChannel(VspServices& services, Storvsp& controller, uint16_t index);
+    StorvspChannel(VspServices& services, Storvsp& controller, uint16_t index, std::chrono::nanoseconds poll_window);
     ~StorvspChannel() override;
 
     const char* name() const override { return index_ == 0 ? "storvsp" : "storvsp-sub"; }
@@ -105,6 +109,7 @@ private:
     std::vector<uint64_t> range_words_;      // a packet's page list (sized for kMaxTransferBytes)
     std::vector<uint64_t> oversized_words_;  // allocated on the first larger page list
     ChannelCounters counters_;
+    PollWindow poll_;
 };
 
 }  // namespace hvkvm::root
