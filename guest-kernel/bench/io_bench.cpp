@@ -263,13 +263,14 @@ void print_result(const Parameters& p, const block::Device& device, const Worker
     const block::DeviceInfo info = block::info(device);
     kprint("io-result device=%s mode=%s pattern=%s op=%s bs=%u qd=%u threads=%u ios=%lu errors=%lu elapsed_ms=%lu "
            "iops=%lu.%lu mbps=%lu.%02lu lat_p50_us=%lu lat_p99_us=%lu interrupts=%lu interrupt_completions=%lu "
-           "polled_completions=%lu inline_completions=%lu commands=%lu merged=%lu split=%lu\n",
+           "polled_completions=%lu inline_completions=%lu commands=%lu merged=%lu split=%lu polls_given_way=%lu\n",
            info.name, device_mode(device), p.random ? "rand" : "seq", p.operation == Operation::kRead ? "read" : "write",
            p.block_bytes, p.queue_depth, p.threads, ios, errors, elapsed / 1'000'000, iops_tenths / 10, iops_tenths % 10,
            mbps_hundredths / 100, mbps_hundredths % 100, latency.percentile(500) / 1000, latency.percentile(990) / 1000,
            after.interrupts - before.interrupts, after.interrupt_completions - before.interrupt_completions,
            after.polled_completions - before.polled_completions, after.inline_completions - before.inline_completions,
-           after.commands - before.commands, after.merged_ios - before.merged_ios, after.split_ios - before.split_ios);
+           after.commands - before.commands, after.merged_ios - before.merged_ios, after.split_ios - before.split_ios,
+           after.polls_given_way - before.polls_given_way);
 }
 
 block::Device* choose_device(StringView name, ram_disk::RamDisk*& ram) {

@@ -15,6 +15,7 @@
 #include "arch/x86_64/time.h"
 #include "hvkvm/abi/boot.h"
 #include "kernel/panic.h"
+#include "kernel/sched/scheduler.h"
 #include "kernel/sync/cross_call.h"
 #include "lib/bits.h"
 #include "mm/heap.h"
@@ -337,6 +338,12 @@ void poll(CompletionPort& port, Device& device, uint32_t queue_index, uint64_t u
     do {
         reap(device, queue_index, CompletionSource::kPoll);
         if (PortAccess::has_done(port)) break;
+        // Another thread could use this CPU: sleep and take the interrupt instead (Linux's
+        // need_resched check in its polling loops).
+        if (sched::threads_waiting_here()) {
+            add(device.stats.polls_given_way);
+            break;
+        }
         x86::pause();
     } while (time::now_ns() < until);
     set_polling(device, queue_index, false);
@@ -578,7 +585,8 @@ DeviceStats stats(const Device& device) {
             load(s.errors),
             load(s.sectors_read),
             load(s.sectors_written),
-            load(s.flushes)};
+            load(s.flushes),
+            load(s.polls_given_way)};
 }
 
 }  // namespace hvkvm::guest::block

@@ -141,6 +141,7 @@ struct DeviceStats {
     uint64_t inline_completions;     // ... while being started (a synchronous device)
     uint64_t errors;                 // commands the device failed
     uint64_t sectors_read, sectors_written, flushes;
+    uint64_t polls_given_way;        // waiters' polls ended early for a thread ready on their CPU
 };
 DeviceStats stats(const Device& device);
 

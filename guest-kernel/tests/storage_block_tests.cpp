@@ -395,6 +395,63 @@ KTEST(storage, block_waiter_polls_a_busy_queue_with_its_interrupts_off) {
     KEXPECT_EQ(stats.interrupt_completions, 0u);
 }
 
+namespace {
+
+struct GiveWayRun {
+    ram_disk::RamDisk* disk;
+    uint32_t queue;
+    bool completed;
+    bool interrupts_on_when_released;
+    uint32_t released;
+};
+
+void submit_one_and_wait(void* context) {
+    auto& run = *static_cast<GiveWayRun*>(context);
+    static uint8_t buffer[block::kSectorSize] __attribute__((aligned(4096)));
+    block::CompletionPort port;
+    Io io = make_io(Operation::kWrite, 0, 1, buffer);
+    Io* batch[1] = {&io};
+    block::submit(port, ram_disk::device(*run.disk), batch, 1);
+    run.completed = port.wait(time::now_ns() + 5'000'000'000ull) != nullptr;
+}
+
+// Runs on the poller's CPU: each wake-up from a nap makes it ready there while the poller polls.
+void release_when_held(void* context) {
+    auto& run = *static_cast<GiveWayRun*>(context);
+    const uint64_t deadline = time::now_ns() + 5'000'000'000ull;
+    while (ram_disk::held(*run.disk) < 1 && time::now_ns() < deadline) sched::sleep_ns(1'000'000);
+    run.interrupts_on_when_released = ram_disk::interrupts_enabled(*run.disk, run.queue);
+    run.released = ram_disk::release_held(*run.disk);
+}
+
+}  // namespace
+
+KTEST(storage, block_waiter_stops_polling_for_a_thread_ready_on_its_cpu) {
+    ram_disk::Options options = held_options(64);
+    options.name = "ram-give-way";
+    options.limits.poll_ns = 2'000'000'000;  // far past a time slice: only giving way ends it early
+    TestDisk disk(options);
+    KASSERT(disk.ok());
+    static GiveWayRun run;
+    const uint32_t cpu = test::last_online_cpu();
+    run = {&disk.disk(), cpu % options.limits.hardware_queues, false, false, 0};
+    sched::Thread* poller = start_pinned(cpu, submit_one_and_wait, &run, "io-poller");
+    KASSERT(poller != nullptr);
+    sched::Thread* releaser = start_pinned(cpu, release_when_held, &run, "io-releaser");
+    KASSERT(releaser != nullptr);
+    sched::join(releaser);
+    sched::join(poller);
+    KEXPECT(run.completed);
+    KEXPECT_EQ(run.released, 1u);
+    // The releaser ran while the poller slept with the queue's interrupts on, not when a time
+    // slice ended in the middle of the poll (interrupts off, the completion then polled).
+    KEXPECT(run.interrupts_on_when_released);
+    const block::DeviceStats stats = block::stats(disk.device());
+    KEXPECT(stats.polls_given_way >= 1);
+    KEXPECT_EQ(stats.interrupt_completions, 1u);
+    KEXPECT_EQ(stats.polled_completions, 0u);
+}
+
 KTEST(storage, block_without_polling_each_completion_is_an_interrupt) {
     ram_disk::Options options;
     options.name = "ram-timed";

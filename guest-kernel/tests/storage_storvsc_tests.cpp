@@ -355,13 +355,18 @@ KTEST(storage, storvsc_qd32_on_every_vcpu_polls_without_an_interrupt_per_request
         late += after.late_packets - before[k].late_packets;
     }
     const uint64_t polled = stats_after.polled_completions - stats_before.polled_completions;
+    const uint64_t given_way = stats_after.polls_given_way - stats_before.polls_given_way;
     kprint("storage: QD32 x %u CPUs: %lu I/Os, %lu channel interrupts, %lu signals to the host, %lu polled completions, "
-           "%lu late packets\n", cpus, ios, interrupts, signals, polled, late);
+           "%lu late packets, %lu polls given way\n", cpus, ios, interrupts, signals, polled, late, given_way);
     KEXPECT_EQ(unknown, 0u);
     // A busy channel is polled, masked: far fewer interrupts and host signals than requests (one
-    // each per request would be the regression).
-    KEXPECT(interrupts * 4 < ios);
-    KEXPECT(signals * 4 < ios);
+    // each per request would be the regression). On a quiet host both are 1-4 % of the requests;
+    // on an oversubscribed one (a 4-vCPU VM beside this one on 2 cores) storvsp often drains the
+    // queue while this vCPU waits for a core, and each refill then costs a signal and an
+    // interrupt: up to 26 % seen. Half is the bound that load cannot reach and the regression
+    // cannot stay under.
+    KEXPECT(interrupts * 2 < ios);
+    KEXPECT(signals * 2 < ios);
     if (block::info(*disk.device).polls) KEXPECT(polled > 0);  // storvsc.poll_us=0 turns polling off
 }
 

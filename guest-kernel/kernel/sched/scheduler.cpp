@@ -52,6 +52,8 @@ bool cpu_is_idle(uint32_t cpu) {
            scheduler.run_queue.empty();
 }
 
+bool threads_waiting_here() { return !local().run_queue.empty(); }
+
 namespace {
 
 // The idle CPU among `allowed` nearest to `node` (lowest distance, then lowest number), or kAnyCpu.

@@ -43,6 +43,11 @@ void preempt_if_needed();
 // True if `cpu` runs its idle thread and has nothing queued (a snapshot: it may change at once).
 bool cpu_is_idle(uint32_t cpu);
 
+// True if a thread waits in the calling CPU's run queue (a snapshot). A thread that spins for
+// something (a block-layer waiter polling its device) stops and sleeps instead, so that the waiting
+// thread runs now rather than at the end of the spinner's time slice.
+bool threads_waiting_here();
+
 struct CpuSchedulerStats {
     uint64_t switches;
     uint64_t steals;
