@@ -97,7 +97,11 @@ KTEST(vmbus, a_channel_opens_on_each_cpu_and_its_interrupts_arrive_there) {
         options.target_cpu = target;
         options.send_ring_pages = 2 + i;  // a different ring layout each time
         KASSERT(echo.reopen(options) == BusError::kNone);
+        const uint64_t races_before = echo.channel()->stats().arm_races;
         for (uint32_t k = 0; k < 20; ++k) KEXPECT_EQ(echo_pattern(echo, 100 + k, k), EchoResult::kOk);
+        // A reader that found its packet after unmasking (an arm race) may have been signalled
+        // too: that interrupt is still on its way and can land in the rounds below, one per race.
+        const uint64_t late = echo.channel()->stats().arm_races - races_before;
         uint64_t events_before[abi::kMaxVcpus];
         for (uint32_t k = 0; k < cpus; ++k)
             events_before[k] = synic::stats(test::nth_online_cpu(k), abi::synic::kVmbusSint).events;
@@ -106,13 +110,18 @@ KTEST(vmbus, a_channel_opens_on_each_cpu_and_its_interrupts_arrive_there) {
         test::ArmedExchange exchange;
         KASSERT(test::run_armed_exchange(*echo.channel(), kRounds, exchange));
         KEXPECT_EQ(exchange.failures, 0u);
-        KEXPECT_EQ(echo.channel()->stats().interrupts - interrupts_before, uint64_t{kRounds});
+        const uint64_t interrupts = echo.channel()->stats().interrupts - interrupts_before;
+        if (interrupts < kRounds || interrupts > kRounds + late)
+            ktest_context.fail(__FILE_NAME__, __LINE__, "%lu interrupts for %u rounds (%lu arm races before them)",
+                               interrupts, kRounds, late);
         // The root signals the VP named in OPENCHANNEL: SINT 2 event flags there, nowhere else.
         for (uint32_t k = 0; k < cpus; ++k) {
             const uint32_t cpu = test::nth_online_cpu(k);
             const uint64_t events = synic::stats(cpu, abi::synic::kVmbusSint).events - events_before[k];
-            if (cpu == target) KEXPECT_EQ(events, uint64_t{kRounds});
-            else KEXPECT_EQ(events, 0u);
+            if (cpu != target) KEXPECT_EQ(events, 0u);
+            else if (events < kRounds || events > kRounds + late)
+                ktest_context.fail(__FILE_NAME__, __LINE__, "%lu events on VP %u for %u rounds (%lu arm races before them)",
+                                   events, cpu, kRounds, late);
         }
     }
 }
