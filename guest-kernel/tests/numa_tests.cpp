@@ -623,10 +623,11 @@ uint64_t damaged_pages(const mm::MappedRegion& region) {
     return damaged;
 }
 
-// Waits (up to `timeout_ns`) until every page of the region is on `node`; returns the time taken,
-// or 0 on timeout.
-uint64_t wait_until_home(const mm::MappedRegion& region, uint32_t node, uint64_t timeout_ns) {
-    const uint64_t start = time::now_ns();
+// Waits (up to `timeout_ns` after `start`) until every page of the region is on `node`; returns
+// the time since `start`, or 0 on timeout. `start` is taken before the change that starts the
+// migration: this thread may be switched out (it moves to its new ideal processor) or its vCPU
+// descheduled before it gets here, while the migration already runs.
+uint64_t wait_until_home(const mm::MappedRegion& region, uint32_t node, uint64_t start, uint64_t timeout_ns) {
     while (mm::region_pages_on_node(region, node) != region.pages) {
         if (time::now_ns() - start > timeout_ns) return 0;
         sched::sleep_ns(2'000'000);
@@ -651,8 +652,9 @@ void follow_the_thread(void* context) {
     if (!run.mapped) return;
     fill_region(region);
     run.on_from_at_first = mm::region_pages_on_node(region, run.from_node);
+    const uint64_t moved_at = time::now_ns();
     sched::set_ideal_processor(sched::current_thread(), run.to_cpu);  // the region's home moves too
-    run.took_ns = wait_until_home(region, run.to_node, 3'000'000'000ull);
+    run.took_ns = wait_until_home(region, run.to_node, moved_at, 3'000'000'000ull);
     run.damaged = damaged_pages(region);
     sched::unmap_thread_memory(region);
 }
@@ -771,7 +773,7 @@ void map_under_pressure_then_release(void* context) {
         pressure.top_up();
         run.home_while_pressed = mm::region_pages_on_node(region, run.node);
     }
-    run.took_ns = wait_until_home(region, run.node, 3'000'000'000ull);
+    run.took_ns = wait_until_home(region, run.node, time::now_ns(), 3'000'000'000ull);
     sched::unmap_thread_memory(region);
 }
 

@@ -1,6 +1,7 @@
 // Scheduler: preemption, fairness, placement, sleeping, yielding, thread lifecycle.
 #include "arch/x86_64/per_cpu.h"
 #include "arch/x86_64/platform/platform.h"
+#include "kernel/console.h"
 #include "kernel/sched/thread.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/smp/smp.h"
@@ -110,7 +111,12 @@ KTEST(sched, runnable_threads_spread_over_idle_cpus) {
     KSKIP_UNLESS(smp::online_count() >= 2, "needs 2 vCPUs to spread over");
     const uint32_t cpus = smp::online_count();
     PlacementRun run{0, cpus == 64 ? ~0ull : (1ull << cpus) - 1, time::now_ns() + 2'000'000'000};
+    uint64_t wakes_before = 0;
+    for (uint32_t i = 0; i < cpus; ++i) wakes_before += sched::cpu_stats(test::nth_online_cpu(i)).thief_wakes;
     KASSERT(test::run_in_threads(cpus, Placement::kFree, note_cpus_until_deadline, &run));
+    uint64_t wakes = 0;
+    for (uint32_t i = 0; i < cpus; ++i) wakes += sched::cpu_stats(test::nth_online_cpu(i)).thief_wakes;
+    if (wakes != wakes_before) kprint("    %lu idle CPUs woken to steal a waiting thread\n", wakes - wakes_before);
     KEXPECT_EQ(popcount64(run.cpus_seen), cpus);
 }
 

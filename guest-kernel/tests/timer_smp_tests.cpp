@@ -1,5 +1,6 @@
 // Per-CPU timer queues and cross-CPU calls (IPIs).
 #include "arch/x86_64/per_cpu.h"
+#include "hvkvm/abi/boot.h"
 #include "kernel/console.h"
 #include "kernel/sched/scheduler.h"
 #include "kernel/sched/timer.h"
@@ -15,12 +16,15 @@ namespace hvkvm::guest {
 namespace {
 
 constexpr uint32_t kTimers = 32;
+// One slot per timer, and one per CPU for each_cpu_runs_its_own_queue: with 32 slots, 33 vCPUs or
+// more wrote past the arrays and crashed the kernel in a later timer operation.
+constexpr uint32_t kSlots = kTimers > abi::kMaxVcpus ? kTimers : abi::kMaxVcpus;
 
 struct TimerLog {
-    sched::Timer timers[kTimers];
-    uint32_t fired_order[kTimers];
+    sched::Timer timers[kSlots];
+    uint32_t fired_order[kSlots];
     uint32_t fired_count;
-    uint32_t fired_on_cpu[kTimers];
+    uint32_t fired_on_cpu[kSlots];
 };
 
 void record_firing(sched::Timer& timer) {

@@ -54,6 +54,7 @@ struct CpuSchedulerStats {
     uint64_t halts;
     uint64_t sent_home;  // threads preempted here, away from their ideal node, moved to an idle CPU there
     uint64_t nudges;     // reschedules this CPU, idle, asked of a CPU running a thread of its node
+    uint64_t thief_wakes;  // idle CPUs this CPU woke to steal a thread waiting in its queue
     uint32_t queued;
 };
 CpuSchedulerStats cpu_stats(uint32_t cpu);
