@@ -42,8 +42,6 @@ struct Parameters {
 
 // --- parsing --------------------------------------------------------------------------------------
 
-bool parse_number(StringView text, uint64_t& value) { return parse_decimal(text, value); }
-
 // "4096", "4k", "64k", "1m".
 bool parse_size(StringView text, uint64_t& bytes) {
     uint64_t scale = 1;
@@ -51,7 +49,7 @@ bool parse_size(StringView text, uint64_t& bytes) {
         scale = text[text.size() - 1] == 'k' ? 1024 : 1024 * 1024;
         text = text.substr(0, text.size() - 1);
     }
-    if (!parse_number(text, bytes)) return false;
+    if (!parse_decimal(text, bytes)) return false;
     bytes *= scale;
     return true;
 }
@@ -76,14 +74,14 @@ bool parse(const Cmdline& cmdline, Parameters& p) {
         else if (key == "bs" && parse_size(value, number) && number >= block::kSectorSize && number <= kMaxBlockBytes &&
                  number % block::kSectorSize == 0)
             p.block_bytes = static_cast<uint32_t>(number);
-        else if (key == "qd" && parse_number(value, number) && number >= 1 && number <= kMaxQueueDepth)
+        else if (key == "qd" && parse_decimal(value, number) && number >= 1 && number <= kMaxQueueDepth)
             p.queue_depth = static_cast<uint32_t>(number);
-        else if (key == "threads" && parse_number(value, number) && number >= 1 && number <= smp::online_count())
+        else if (key == "threads" && parse_decimal(value, number) && number >= 1 && number <= smp::online_count())
             p.threads = static_cast<uint32_t>(number);
-        else if (key == "time_ms" && parse_number(value, number) && number >= 1 && number <= 3'600'000)
+        else if (key == "time_ms" && parse_decimal(value, number) && number >= 1 && number <= 3'600'000)
             p.duration_ns = number * 1'000'000;
-        else if (key == "count" && parse_number(value, number) && number >= 1) p.count = number;
-        else if (key == "region_mib" && parse_number(value, number) && number >= 1 && number <= (kMaxRegionBytes >> 20))
+        else if (key == "count" && parse_decimal(value, number) && number >= 1) p.count = number;
+        else if (key == "region_mib" && parse_decimal(value, number) && number >= 1 && number <= (kMaxRegionBytes >> 20))
             p.region_bytes = number << 20;
         else complain(word);
     });

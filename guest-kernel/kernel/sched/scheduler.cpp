@@ -58,13 +58,15 @@ bool threads_waiting_here() { return !local().run_queue.empty(); }
 
 namespace {
 
-// The idle CPU among `allowed` nearest to `node` (lowest distance, then lowest number), or kAnyCpu.
-uint32_t nearest_idle_cpu(uint64_t allowed, uint32_t node) {
+// The CPU among `allowed` for which `wanted` holds that is nearest to `node` (lowest distance, then
+// lowest number), or kAnyCpu.
+template <typename Predicate>
+uint32_t nearest_cpu(uint64_t allowed, uint32_t node, Predicate wanted) {
     uint32_t best = kAnyCpu;
     uint32_t best_distance = 0;
     for (uint64_t rest = allowed; rest; rest &= rest - 1) {
         const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
-        if (!cpu_is_idle(cpu)) continue;
+        if (!wanted(cpu)) continue;
         const uint32_t distance = mm::node_distance(node, mm::node_of_cpu(cpu));
         if (best == kAnyCpu || distance < best_distance) {
             best = cpu;
@@ -90,7 +92,7 @@ uint32_t select_cpu(const Thread& thread) {
         const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
         if (cpu_is_idle(cpu)) return cpu;
     }
-    if (const uint32_t cpu = nearest_idle_cpu(candidates & ~node_candidates, node); cpu != kAnyCpu) return cpu;
+    if (const uint32_t cpu = nearest_cpu(candidates & ~node_candidates, node, cpu_is_idle); cpu != kAnyCpu) return cpu;
     if (ideal_allowed) return ideal;
     return static_cast<uint32_t>(__builtin_ctzll(node_candidates ? node_candidates : candidates));
 }
@@ -199,19 +201,9 @@ void nudge_a_thread_home(uint32_t self, CpuScheduler& scheduler) {
 // ran none of 4 spinning threads in 2 s). At most once per time slice.
 void wake_an_idle_thief(uint32_t self, CpuScheduler& scheduler, uint64_t now) {
     if (scheduler.run_queue.empty() || now - scheduler.last_thief_wake_ns < kTimeSliceNs) return;
-    const uint32_t node = this_cpu().node;
-    uint32_t best = kAnyCpu;
-    uint32_t best_distance = 0;
     const uint64_t others = smp::online_mask() & ~(1ull << self);
-    for (uint64_t rest = others; rest; rest &= rest - 1) {
-        const auto cpu = static_cast<uint32_t>(__builtin_ctzll(rest));
-        if (!__atomic_load_n(&cpus[cpu].halted, __ATOMIC_RELAXED)) continue;
-        const uint32_t distance = mm::node_distance(node, mm::node_of_cpu(cpu));
-        if (best == kAnyCpu || distance < best_distance) {
-            best = cpu;
-            best_distance = distance;
-        }
-    }
+    const uint32_t best = nearest_cpu(others, this_cpu().node,
+                                      [](uint32_t cpu) { return __atomic_load_n(&cpus[cpu].halted, __ATOMIC_RELAXED); });
     if (best == kAnyCpu) return;
     scheduler.last_thief_wake_ns = now;
     ++scheduler.thief_wakes;
